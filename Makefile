@@ -1,0 +1,38 @@
+# Two set-up commands for a fresh machine: `make demo` and `make test`.
+# Each creates .venv when it is missing and installs the project into it.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test lint bench stress clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamps re-install when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-bench: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/pixelgrade demo
+
+test: $(VENV)/.installed-test
+	$(PY) -m ruff check src tests bench
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed-bench
+	$(PY) bench/speed.py
+	$(PY) bench/validity.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info pixelgrade-demo

@@ -1,0 +1,41 @@
+"""The exceptions pixelgrade raises, grouped by meaning so callers can catch what they handle.
+
+Every message says what went wrong with *this* input and, where there is one, what to do next.
+"""
+
+from __future__ import annotations
+
+
+class PixelgradeError(Exception):
+    """Base class of every error pixelgrade raises on purpose."""
+
+
+class ImageError(PixelgradeError):
+    """The bytes could not be scored. ``status`` is how a report records it."""
+
+    status = "failed"
+
+
+class ImageDecodeError(ImageError):
+    """Empty, truncated, corrupt or non-image bytes."""
+
+
+class UnsupportedImageError(ImageError):
+    """A real image in a format pixelgrade does not decode (e.g. JPEG XL, ICO)."""
+
+
+class ImageTooLargeError(ImageError):
+    """Refused before decoding: over the byte or pixel limit (decompression bomb guard)."""
+
+
+class VectorImageError(ImageError):
+    """SVG, PDF or PostScript: resolution-independent, so a pixel quality score means nothing.
+
+    Recorded as ``skipped``, not ``failed``: nothing is wrong with the file.
+    """
+
+    status = "skipped"
+
+
+class FetchError(PixelgradeError):
+    """The bytes could not be read from where the path or URL points."""

@@ -1,0 +1,224 @@
+"""Bytes to a grey working array, cheaply and safely.
+
+Order of operations is the safety argument:
+
+1. size cap on the raw bytes;
+2. content sniffing (:mod:`pixelgrade.scoring.sniff`): vector files are skipped, HTML/JSON/text
+   fail with a name for what they are;
+3. header parse with Pillow restricted to the formats we decode (so no plugin that shells out,
+   such as EPS through Ghostscript, can ever run);
+4. **pixel cap on the header's dimensions, before any pixel is decoded**;
+5. shrink-on-load: JPEG is decoded with libjpeg's DCT scaling (Pillow ``draft``) straight to
+   luma at 1/2, 1/4 or 1/8 size, so a 12 MP photo never exists at full size in memory;
+6. grey conversion that respects the mode (16-bit, CMYK, palette, alpha over neutral grey) and
+   EXIF orientation, then an area-average resize to the working size.
+
+Resolution is reported from the header, never from the reduced array.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pillow_heif
+from PIL import Image
+
+from pixelgrade.errors import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    UnsupportedImageError,
+    VectorImageError,
+)
+from pixelgrade.scoring.config import WORKING_LONG_SIDE, WORKING_SIDE_SLACK, ScoringConfig
+from pixelgrade.scoring.sniff import DECODED_FORMATS, sniff
+
+# Registers the HEIF opener with Pillow (plugin registration, as Pillow intends it). AVIF is
+# decoded by Pillow's own plugin.
+pillow_heif.register_heif_opener()
+
+#: Pillow format names accepted by ``Image.open`` (MPO: multi-picture JPEGs from cameras).
+_PILLOW_FORMATS = (*DECODED_FORMATS, "MPO")
+#: Neutral grey that transparent pixels are composited onto: mid-scale, so neither a
+#: transparent background nor its edge is counted as clipped highlights or shadows.
+ALPHA_BACKGROUND = 128
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    """A decoded image ready for analysis.
+
+    ``grey`` is the luma at working size (long side <= WORKING_LONG_SIDE), uint8.
+    ``grid`` is the luma before the final resize, whose pixel grid still carries any 8x8 JPEG
+    block structure with period ``grid_period`` (None when no whole-pixel period survives).
+    ``scale`` is working long side / original long side (1.0 when analysed at full size).
+    """
+
+    grey: np.ndarray
+    grid: np.ndarray
+    grid_period: int | None
+    width: int
+    height: int
+    format: str
+    mode: str
+    scale: float
+    quantization: dict[int, list[int]] | None
+    animated: bool
+
+
+def _dct_scale(width: int, height: int) -> int:
+    """Largest libjpeg DCT scale denominator (1, 2, 4 or 8) keeping the long side usable."""
+    long_side = max(width, height)
+    for denominator in (8, 4, 2):
+        if long_side / denominator >= WORKING_LONG_SIDE * WORKING_SIDE_SLACK:
+            return denominator
+    return 1
+
+
+def _to_grey(im: Image.Image) -> np.ndarray:
+    """Luma (ITU-R BT.601, as Pillow's ``convert("L")``) of any Pillow mode, as uint8."""
+    mode = im.mode
+    if mode == "L":
+        return np.asarray(im)
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(im)
+        if values.dtype.kind == "f":
+            top = 1.0 if float(np.nanmax(values)) <= 1.0 else 255.0
+            return np.clip(np.nan_to_num(values) * (255.0 / top), 0, 255).astype(np.uint8)
+        peak = int(values.max(initial=0))
+        if mode.startswith("I;16") or peak > 255:
+            # 16-bit samples: keep the top byte (65535 -> 255), as a display would.
+            return (values.astype(np.uint32) >> 8).astype(np.uint8)
+        return values.astype(np.uint8)
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (ALPHA_BACKGROUND,) * 3 + (255,))
+        im = Image.alpha_composite(background, rgba)
+    if im.mode not in ("RGB", "L"):
+        im = im.convert("RGB")  # CMYK, YCbCr, LAB, 1, ...
+    return np.asarray(im.convert("L"))
+
+
+def _open(data: bytes, fmt: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{fmt} header declares too many pixels: {exc}") from exc
+    except Exception as exc:  # Pillow raises many types for bad headers
+        raise ImageDecodeError(f"corrupt {fmt} header: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[:200]
+
+
+def decode(data: bytes, config: ScoringConfig | None = None) -> DecodedImage:
+    """Decode ``data`` to a :class:`DecodedImage`, enforcing ``config``'s limits first.
+
+    Raises :class:`VectorImageError` (SVG/PDF/EPS), :class:`ImageTooLargeError`,
+    :class:`UnsupportedImageError` or :class:`ImageDecodeError`; never anything else for bad bytes.
+    """
+    config = config or ScoringConfig()
+    if len(data) > config.max_bytes:
+        raise ImageTooLargeError(
+            f"file is {len(data):,} bytes, over the {config.max_bytes:,}-byte limit "
+            "(raise --max-bytes to score it)"
+        )
+    sniffed = sniff(data)
+    if sniffed.kind == "vector":
+        raise VectorImageError(f"vector image ({sniffed.format})")
+    if sniffed.kind == "unsupported":
+        raise UnsupportedImageError(f"unsupported format: {sniffed.description}")
+    if sniffed.kind != "raster":
+        raise ImageDecodeError(f"not an image: {sniffed.description}")
+    fmt = sniffed.format or "image"
+
+    im = _open(data, fmt)
+    try:
+        return _decode_opened(im, fmt, config)
+    finally:
+        im.close()
+
+
+def _decode_opened(im: Image.Image, fmt: str, config: ScoringConfig) -> DecodedImage:
+    width, height = im.size
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"{fmt} header declares an empty image ({width}x{height})")
+    if width * height > config.max_pixels:
+        raise ImageTooLargeError(
+            f"{fmt} header declares {width}x{height} = {width * height / 1e6:,.0f} MP, over the "
+            f"{config.max_pixels / 1e6:,.0f} MP limit (refused before decoding; raise "
+            "--max-pixels if the image is genuine)"
+        )
+    try:
+        orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:
+        orientation = 1  # a broken EXIF block does not make the pixels unusable
+    quantization = getattr(im, "quantization", None) if im.format in ("JPEG", "MPO") else None
+    animated = bool(getattr(im, "is_animated", False))
+    source_mode = im.mode
+
+    denominator = 1
+    if im.format in ("JPEG", "MPO"):
+        denominator = _dct_scale(width, height)
+        request = (max(1, width // denominator), max(1, height // denominator))
+        im.draft("L" if im.mode in ("RGB", "YCbCr", "L") else None, request)
+        denominator = max(1, round(width / im.size[0]))
+    try:
+        im.load()
+        grid = _to_grey(im)
+    except (ImageDecodeError, ImageTooLargeError):
+        raise
+    except MemoryError as exc:
+        raise ImageTooLargeError(f"{fmt} image needs more memory than is available") from exc
+    except Exception as exc:
+        raise ImageDecodeError(f"truncated or corrupt {fmt} data: {_describe(exc)}") from exc
+
+    transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    if transpose is not None:
+        grid = np.asarray(Image.fromarray(grid).transpose(transpose))
+        if orientation >= 5:
+            width, height = height, width
+    grid = np.ascontiguousarray(grid)
+
+    period = 8 // denominator if im.format in ("JPEG", "MPO") else 8
+    long_side = max(grid.shape)
+    if long_side > WORKING_LONG_SIDE:
+        factor = WORKING_LONG_SIDE / long_side
+        size = (max(1, round(grid.shape[1] * factor)), max(1, round(grid.shape[0] * factor)))
+        grey = cv2.resize(grid, size, interpolation=cv2.INTER_AREA)
+    else:
+        grey = grid
+    return DecodedImage(
+        grey=grey,
+        grid=grid,
+        grid_period=period if period >= 4 else None,
+        width=width,
+        height=height,
+        format=fmt,
+        mode=source_mode,
+        scale=max(grey.shape) / max(width, height),
+        quantization={k: list(v) for k, v in quantization.items()} if quantization else None,
+        animated=animated,
+    )
+
