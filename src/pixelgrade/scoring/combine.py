@@ -58,19 +58,28 @@ SHARPNESS_CURVE: Curve = ((1.5, 100), (3.0, 97), (3.6, 92), (4.5, 72), (6.0, 42)
 #: Noise sigma (grey levels at working size) -> noise sub-score. Grain shows from ~3 levels.
 NOISE_CURVE: Curve = ((0.0, 100), (1.0, 98), (2.0, 94), (3.5, 82), (6.0, 58), (10.0, 30),
                       (16.0, 10), (25.0, 0))
-#: Mean luminance (0-1) -> factor. Well-exposed photos sit between about 0.3 and 0.6.
-MEAN_LUMINANCE_CURVE: Curve = ((0.0, 0), (0.04, 5), (0.10, 30), (0.18, 70), (0.25, 92),
-                               (0.35, 99), (0.5, 100), (0.62, 99), (0.70, 92), (0.80, 65),
+#: Mean luminance (0-1) -> factor. Low-key and high-key photos are legitimate, so the curve is
+#: nearly flat from 0.2 to 0.65 and only the extremes are punished here.
+MEAN_LUMINANCE_CURVE: Curve = ((0.0, 0), (0.04, 5), (0.10, 40), (0.16, 80), (0.22, 96),
+                               (0.35, 99.5), (0.5, 100), (0.62, 99), (0.70, 92), (0.80, 65),
                                (0.90, 30), (0.97, 5), (1.0, 0))
+#: 99th percentile of luminance -> factor: the brightest tones of a properly exposed picture
+#: come near white; without them it looks dim (underexposure).
+BRIGHT_LEVEL_CURVE: Curve = ((0.0, 0), (0.15, 8), (0.30, 45), (0.45, 80), (0.55, 93),
+                             (0.65, 98), (0.80, 100))
+#: 1st percentile of luminance -> factor: without any dark tone a picture looks washed out
+#: (overexposure, haze).
+DARK_LEVEL_CURVE: Curve = ((0.0, 100), (0.10, 99.5), (0.20, 98), (0.30, 92), (0.45, 70),
+                           (0.60, 35), (0.80, 5), (1.0, 0))
 #: Share of pixels blown to white -> factor. A few specular highlights are normal.
-HIGHLIGHT_CLIP_CURVE: Curve = ((0.0, 100), (0.02, 98), (0.05, 90), (0.15, 65), (0.30, 35),
-                               (0.60, 5), (1.0, 0))
+HIGHLIGHT_CLIP_CURVE: Curve = ((0.0, 100), (0.005, 99.5), (0.02, 97), (0.05, 90), (0.15, 65),
+                               (0.30, 35), (0.60, 5), (1.0, 0))
 #: Share of pixels crushed to black -> factor. Deep shadows are common in good photos.
-SHADOW_CLIP_CURVE: Curve = ((0.0, 100), (0.05, 99), (0.15, 94), (0.30, 75), (0.50, 45),
+SHADOW_CLIP_CURVE: Curve = ((0.0, 100), (0.10, 99.5), (0.20, 97), (0.35, 80), (0.50, 55),
                             (0.80, 10), (1.0, 0))
 #: RMS contrast (std / 255) -> contrast. Typical photos: 0.15-0.30.
-CONTRAST_CURVE: Curve = ((0.0, 0), (0.015, 3), (0.03, 15), (0.05, 35), (0.08, 65), (0.11, 88),
-                         (0.15, 97), (0.25, 100))
+CONTRAST_CURVE: Curve = ((0.0, 0), (0.015, 3), (0.03, 15), (0.05, 38), (0.08, 72), (0.10, 86),
+                         (0.13, 95), (0.18, 98.5), (0.25, 100))
 #: Pixels / target pixels, on a log2 axis -> resolution. A quarter of the target is still
 #: usable (85); 1/64 of it (125 x 125 for 1 MP) is a thumbnail.
 RESOLUTION_CURVE: Curve = ((-8.0, 0), (-6.0, 10), (-4.0, 45), (-2.0, 85), (0.0, 100))
@@ -135,7 +144,10 @@ def assess(decoded: DecodedImage, data_size: int, config: ScoringConfig) -> Qual
     mean_factor = curve(MEAN_LUMINANCE_CURVE, tones.mean) / 100
     highlight_factor = curve(HIGHLIGHT_CLIP_CURVE, tones.highlights_clipped) / 100
     shadow_factor = curve(SHADOW_CLIP_CURVE, tones.shadows_clipped) / 100
-    sub["exposure"] = 100 * mean_factor * highlight_factor * shadow_factor
+    bright_factor = curve(BRIGHT_LEVEL_CURVE, tones.bright_level) / 100
+    dark_factor = curve(DARK_LEVEL_CURVE, tones.dark_level) / 100
+    sub["exposure"] = (100 * mean_factor * highlight_factor * shadow_factor * bright_factor
+                       * dark_factor)
     sub["contrast"] = curve(CONTRAST_CURVE, tones.rms_contrast)
     sub["resolution"] = curve(
         RESOLUTION_CURVE, math.log2(max(megapixels, 1e-9) / config.target_megapixels)
@@ -161,18 +173,18 @@ def assess(decoded: DecodedImage, data_size: int, config: ScoringConfig) -> Qual
         "information": _component("information", sub["information"], tones.entropy_bits,
                                   "histogram entropy (bits)"),
     }
-    under = (mean_factor if tones.mean < 0.5 else 1.0) * shadow_factor
-    over = (mean_factor if tones.mean >= 0.5 else 1.0) * highlight_factor
+    under = (mean_factor if tones.mean < 0.5 else 1.0) * shadow_factor * bright_factor
+    over = (mean_factor if tones.mean >= 0.5 else 1.0) * highlight_factor * dark_factor
     facts = _Facts(width_px, sigma, tones, megapixels, quality, blocks, decoded, config,
                    "underexposed" if under < over else "overexposed")
-    issues = [
-        Issue(code, message)
-        for name, sub_score in sorted(
-            ((n, v) for n, v in sub.items() if v is not None), key=lambda item: item[1]
-        )
-        if sub_score < ISSUE_BELOW
-        for code, message in [_describe(name, facts)]
-    ]
+    low = sorted(
+        ((name, value) for name, value in sub.items() if value is not None and value < ISSUE_BELOW),
+        key=lambda item: item[1],
+    )
+    if any(name == "information" for name, _ in low):
+        # A blank image is also flat and often bright or dark; those are not separate problems.
+        low = [("information", 0.0)]
+    issues = [Issue(*_describe(name, facts)) for name, _ in low]
     score = round(overall_score(sub))
     return QualityReport(
         status="scored",
@@ -231,5 +243,6 @@ def _describe(component: str, f: _Facts) -> tuple[str, str]:
                                          f"~{f.jpeg_quality:.0f} (web photos: 75-90)")
         return "heavy_compression", (f"heavy compression: an 8x8 block grid is visible "
                                      f"(blockiness {f.blockiness:.2f}; clean: ~1.0)")
-    return "nearly_blank", (f"nearly blank: almost one flat tone ({t.entropy_bits:.1f} bits of "
-                            "tonal detail; photos: 6-8)")
+    bits = max(t.entropy_bits, 0.0)
+    return "nearly_blank", (f"nearly blank: almost one flat tone ({bits:.1f} bits of tonal "
+                            "detail; photos: 6-8)")

@@ -119,7 +119,8 @@ def sniff(data: bytes) -> Sniffed:
         if _SVG.search(head):
             return Sniffed("vector", "SVG", "vector image (SVG)")
         if _HTML.search(head):
-            return Sniffed("not_image", None, "an HTML page, not an image (an error or login page?)")
+            return Sniffed("not_image", None,
+                           "an HTML page, not an image (an error or login page?)")
         return Sniffed("not_image", None, "XML or markup text, not an image")
     if head[:1] in (b"{", b"[") and _looks_like_text(head):
         return Sniffed("not_image", None, "JSON text, not an image (an API error response?)")

@@ -42,7 +42,7 @@ MIN_EDGES = 20
 def _runs(rows: np.ndarray, min_rise: float) -> tuple[np.ndarray, np.ndarray]:
     """Equivalent widths and rises of the monotone runs along the rows of ``rows``."""
     diffs = np.diff(rows, axis=1)
-    height, width = diffs.shape
+    width = diffs.shape[1]
     if width < 2:
         return np.empty(0, np.float32), np.empty(0, np.float32)
     flat = diffs.ravel()
@@ -78,8 +78,8 @@ def edge_width(grey: np.ndarray, noise_sigma: float = 0.0) -> float | None:
     -----
     Widths are in pixels of the array given; callers compare images at a common working size.
     Depth-of-field blur in a photo with a sharp subject is not penalised much, because the
-    sharper edges among the strongest ones decide. Rows and columns are measured separately and the wider
-    result is returned, so blur along one direction (camera shake, motion) is caught.
+    sharper edges among the strongest ones decide. Rows and columns are measured separately and
+    the wider result is returned, so blur along one direction (camera shake, motion) is caught.
     """
     if grey.ndim != 2 or min(grey.shape) < 8:
         return None

@@ -1,0 +1,3 @@
+from pixelgrade.cli import app
+
+app(prog_name="pixelgrade")

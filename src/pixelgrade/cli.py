@@ -1,0 +1,167 @@
+"""The ``pixelgrade`` command: a thin layer over the library (parse, call, print)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pixelgrade import __version__
+from pixelgrade.batch import default_workers, expand_locations, score_locations
+from pixelgrade.scoring import Bands, QualityReport, ScoringConfig
+from pixelgrade.scoring.config import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_TARGET_MEGAPIXELS,
+)
+
+app = typer.Typer(
+    help="Quality scores (0-100) for the images of your app.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+BAND_STYLE = {"high": "bold green", "medium": "bold yellow", "low": "bold red"}
+
+
+def _config(high: int, medium: int, max_bytes: int, max_pixels: int, target_mp: float
+            ) -> ScoringConfig:
+    try:
+        return ScoringConfig(max_bytes=max_bytes, max_pixels=max_pixels,
+                             target_megapixels=target_mp,
+                             bands=Bands(high_from=high, medium_from=medium))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _line(location: str, report: QualityReport) -> str:
+    """One human-readable line (Rich markup) for a report."""
+    if report.status != "scored":
+        style = "dim" if report.status == "skipped" else "red"
+        return (f"[{style}]  N/A  {report.status:<7}[/] {location}  "
+                f"[{style}]{report.reason}[/]")
+    band = report.band or ""
+    size = f"{report.width}x{report.height} {report.format}"
+    issues = "; ".join(issue.message for issue in report.issues[:3]) or "no issues found"
+    return (f"[{BAND_STYLE.get(band, '')}]{report.score:>5}  {band:<7}[/] {location}  "
+            f"[dim]{size}[/]  {issues}")
+
+
+def _print_summary(console: Console, reports: list[QualityReport]) -> None:
+    counts: dict[str, int] = {"high": 0, "medium": 0, "low": 0, "N/A": 0}
+    for report in reports:
+        counts[report.band or "N/A"] += 1
+    scored = [r.score for r in reports if r.score is not None]
+    mean = f", mean score {sum(scored) / len(scored):.1f}" if scored else ""
+    console.print(
+        f"\n{len(reports)} images: [green]{counts['high']} high[/], "
+        f"[yellow]{counts['medium']} medium[/], [red]{counts['low']} low[/], "
+        f"{counts['N/A']} unscored (N/A){mean}"
+    )
+
+
+HighOpt = Annotated[int, typer.Option("--high", help="Lowest score in the High band.")]
+MediumOpt = Annotated[int, typer.Option("--medium", help="Lowest score in the Medium band.")]
+MaxBytesOpt = Annotated[int, typer.Option("--max-bytes", help="Refuse inputs larger than this.")]
+MaxPixelsOpt = Annotated[int, typer.Option(
+    "--max-pixels", help="Refuse images whose header declares more pixels (bomb guard).")]
+TargetOpt = Annotated[float, typer.Option(
+    "--target-mp", help="Megapixels that earn full resolution marks.")]
+
+
+@app.command()
+def score(
+    locations: Annotated[list[str], typer.Argument(
+        help="Image files, folders (scored recursively) or http(s) URLs.",
+        metavar="PATH_OR_URL...")],
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per line instead of text.")] = False,
+    workers: Annotated[int | None, typer.Option(
+        help="Scoring processes (default: one per core for 4+ images).", min=1)] = None,
+    high: HighOpt = 70,
+    medium: MediumOpt = 40,
+    max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    target_mp: TargetOpt = DEFAULT_TARGET_MEGAPIXELS,
+) -> None:
+    """Score images and print a line each (score, band, main issues).
+
+    Unreadable, corrupt or non-image inputs are reported as [red]failed[/] with the reason and
+    vector images (SVG, PDF) as skipped; the exit code stays 0 (it is non-zero only for usage
+    errors).
+
+    Examples:
+
+      pixelgrade score photo.jpg https://example.com/cat.webp
+
+      pixelgrade score ./uploads --json > scores.jsonl
+
+      pixelgrade score shop/*.jpg --high 80 --medium 50
+    """
+    config = _config(high, medium, max_bytes, max_pixels, target_mp)
+    paths = expand_locations(locations)
+    console = Console(highlight=False, soft_wrap=True)
+    reports: list[QualityReport] = []
+    for location, report in score_locations(paths, config, workers or default_workers(len(paths))):
+        reports.append(report)
+        if as_json:
+            print(json.dumps({"path": location, **report.to_dict()}), flush=True)
+        else:
+            console.print(_line(location, report))
+    if not as_json and len(reports) > 1:
+        _print_summary(console, reports)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option(
+        "--dir", help="Where to write the sample library.")] = Path("pixelgrade-demo"),
+) -> None:
+    """Build a sample library (real photos, damaged copies, bad files), score it, show a table."""
+    from pixelgrade.demo import build_library
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 150  # a log or CI page: do not wrap the table at 80 columns
+    files = build_library(folder)
+    console.print(f"Sample library: {len(files)} files in [bold]{folder}/[/]\n")
+    config = ScoringConfig()
+    results = list(score_locations([str(f) for f in files], config, default_workers(len(files))))
+    results.sort(key=lambda item: (item[1].score is None, -(item[1].score or 0)))
+    table = Table(title="pixelgrade demo: quality scores", show_lines=False)
+    for column, justify in (("score", "right"), ("band", "left"), ("image", "left"),
+                            ("size", "left"), ("issues / reason", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for location, report in results:
+        name = Path(location).name
+        if report.score is None:
+            table.add_row("N/A", f"[dim]{report.status}[/]", name, "", f"[dim]{report.reason}[/]")
+            continue
+        band = report.band or ""
+        table.add_row(
+            f"[{BAND_STYLE[band]}]{report.score}[/]",
+            f"[{BAND_STYLE[band]}]{band}[/]",
+            name,
+            f"{report.width}x{report.height} {report.format}",
+            "\n".join(issue.message for issue in report.issues) or "[dim]no issues found[/]",
+        )
+    console.print(table)
+    _print_summary(console, [report for _, report in results])
+    console.print(f"\nTry: [bold]pixelgrade score {folder}/coffee-noisy.png --json[/]")
+
+
+@app.command()
+def version() -> None:
+    """Print the pixelgrade version and the scorer version stored with each score."""
+    from pixelgrade.scoring import SCORER_VERSION
+
+    print(f"pixelgrade {__version__} (scorer version {SCORER_VERSION})")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,20 @@
+"""Where image bytes come from: local files and http(s) URLs.
+
+``read_bytes(location, max_bytes)`` returns the bytes or raises :class:`FetchError` (cannot be
+read) or :class:`ImageTooLargeError` (over the cap, detected before or while reading, never after
+reading everything).
+"""
+
+from __future__ import annotations
+
+from pixelgrade.sources.files import read_file
+from pixelgrade.sources.http import is_url, read_url
+
+__all__ = ["is_url", "read_bytes", "read_file", "read_url"]
+
+
+def read_bytes(location: str, max_bytes: int) -> bytes:
+    """Bytes of a local path or an http(s) URL, at most ``max_bytes`` of them."""
+    if is_url(location):
+        return read_url(location, max_bytes)
+    return read_file(location, max_bytes)

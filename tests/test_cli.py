@@ -1,0 +1,95 @@
+"""The `pixelgrade` command: the --json contract, human output, exit codes, folders, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pixelgrade import samples
+from pixelgrade.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    rgb = samples.load_photo("coffee.png")
+    (tmp_path / "good.jpg").write_bytes(samples.encode(rgb, "JPEG", quality=92))
+    (tmp_path / "blurry.png").write_bytes(samples.DISTORTIONS["gaussian_blur"](rgb, 4))
+    (tmp_path / "vector.svg").write_bytes(b'<svg xmlns="http://www.w3.org/2000/svg"></svg>')
+    (tmp_path / "page.jpg").write_bytes(b"<!doctype html><html><body>404</body></html>")
+    (tmp_path / "empty.png").write_bytes(b"")
+    return tmp_path
+
+
+def _json_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def test_json_contract(library: Path) -> None:
+    paths = [str(library / n) for n in ("good.jpg", "blurry.png", "vector.svg", "page.jpg",
+                                        "empty.png")]
+    paths.append(str(library / "missing.jpg"))
+    result = runner.invoke(app, ["score", "--json", *paths])
+    assert result.exit_code == 0, result.output
+    rows = _json_lines(result.output)
+    assert [row["path"] for row in rows] == paths  # as given, in order
+    good, blurry, vector, page, empty, missing = rows
+    assert good["status"] == "scored" and good["band"] == "high" and good["format"] == "JPEG"
+    assert (good["width"], good["height"]) == (600, 400)
+    assert blurry["band"] == "low" and "blurry" in [i["code"] for i in blurry["issues"]]
+    assert vector["status"] == "skipped" and vector["reason"] == "vector image (SVG)"
+    assert vector["score"] is None and vector["band"] is None
+    assert page["status"] == "failed" and "HTML" in page["reason"]
+    assert empty["status"] == "failed" and "empty" in empty["reason"]
+    assert missing["status"] == "failed" and "not found" in missing["reason"]
+    for row in rows:
+        assert row["scorer_version"]
+
+
+def test_json_is_deterministic_and_parallel_matches_serial(library: Path) -> None:
+    args = ["score", "--json", str(library)]
+    serial = runner.invoke(app, [*args, "--workers", "1"]).output
+    parallel = runner.invoke(app, [*args, "--workers", "2"]).output
+    assert serial == parallel
+    assert len(_json_lines(serial)) == 5  # the folder's five files, sorted
+
+
+def test_band_thresholds_are_configurable(library: Path) -> None:
+    path = str(library / "good.jpg")
+    default = _json_lines(runner.invoke(app, ["score", "--json", path]).output)[0]
+    strict = _json_lines(runner.invoke(
+        app, ["score", "--json", "--high", "99", "--medium", "98", path]).output)[0]
+    assert default["band"] == "high" and strict["band"] == "low"
+    assert default["score"] == strict["score"]
+
+
+def test_human_output_and_exit_codes(library: Path) -> None:
+    result = runner.invoke(app, ["score", str(library)])
+    assert result.exit_code == 0
+    assert "blurry: edges are spread over" in result.output
+    assert "N/A" in result.output and "vector image" in result.output
+    assert "5 images:" in result.output
+    assert runner.invoke(app, ["score"]).exit_code == 2  # usage error
+    bad = runner.invoke(app, ["score", "--high", "30", "--medium", "50", str(library)])
+    assert bad.exit_code == 2 and "band thresholds" in bad.output
+
+
+def test_max_bytes_refuses_without_reading(library: Path) -> None:
+    result = runner.invoke(app, ["score", "--json", "--max-bytes", "100",
+                                 str(library / "good.jpg")])
+    row = _json_lines(result.output)[0]
+    assert row["status"] == "failed" and "100-byte limit" in row["reason"]
+
+
+def test_demo_builds_and_scores_a_library(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert "pixelgrade demo" in result.output
+    for expected in ("astronaut-blurry.png", "N/A", "vector image", "HTML page",
+                     "heavy compression", "underexposed"):
+        assert expected in result.output
+    assert len(list((tmp_path / "demo").iterdir())) == 19
