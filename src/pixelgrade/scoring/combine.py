@@ -38,6 +38,7 @@ from pixelgrade.scoring.signals import (
     noise_sigma,
     tone_stats,
 )
+from pixelgrade.scoring.vp8 import webp_quality
 
 Curve = Sequence[tuple[float, float]]
 
@@ -86,6 +87,10 @@ RESOLUTION_CURVE: Curve = ((-8.0, 0), (-6.0, 10), (-4.0, 45), (-2.0, 85), (0.0, 
 #: Estimated JPEG quality (IJG 1-100) -> compression. Web images are typically saved at 75-85.
 JPEG_QUALITY_CURVE: Curve = ((0, 0), (5, 3), (10, 15), (20, 35), (30, 50), (50, 72), (70, 88),
                              (80, 95), (90, 99), (100, 100))
+#: libwebp quality recovered from the VP8 quantizer -> compression. WebP degrades into blur
+#: rather than blocks, more gracefully than JPEG at the same nominal quality.
+WEBP_QUALITY_CURVE: Curve = ((0, 5), (5, 20), (10, 35), (20, 55), (40, 78), (60, 90), (75, 96),
+                             (90, 99.5), (100, 100))
 #: Blockiness ratio (1 = no 8 px grid) -> compression.
 BLOCKINESS_CURVE: Curve = ((1.0, 100), (1.06, 99), (1.15, 92), (1.3, 75), (1.6, 45), (2.2, 15),
                            (3.5, 0))
@@ -112,6 +117,16 @@ def _component(name: str, score: float | None, value: float | None, unit: str) -
     )
 
 
+def _compression_component(sub_score: float | None, jpeg: float | None, webp: float | None,
+                           blocks: float | None) -> Component:
+    """The compression component reports the encoder's quality when the header gives it."""
+    if jpeg is not None:
+        return _component("compression", sub_score, jpeg, "JPEG quality (1-100)")
+    if webp is not None:
+        return _component("compression", sub_score, webp, "WebP quality (0-100)")
+    return _component("compression", sub_score, blocks, "blockiness ratio")
+
+
 def overall_score(sub_scores: dict[str, float | None]) -> float:
     """The weighted geometric product of sub-scores (None = not measurable, left out)."""
     log_total = 0.0
@@ -135,6 +150,7 @@ def assess(decoded: DecodedImage, data_size: int, config: ScoringConfig) -> Qual
         # A DCT-scaled decode may stop short of the working size; report widths at that size.
         width_px *= WORKING_LONG_SIDE / max(grey.shape)
     quality = jpeg_quality(decoded.quantization)
+    webp = None if decoded.webp_quantizer is None else webp_quality(decoded.webp_quantizer)
     blocks = blockiness(decoded.grid, decoded.grid_period) if decoded.grid_period else None
     megapixels = decoded.width * decoded.height / 1e6
 
@@ -153,6 +169,8 @@ def assess(decoded: DecodedImage, data_size: int, config: ScoringConfig) -> Qual
         RESOLUTION_CURVE, math.log2(max(megapixels, 1e-9) / config.target_megapixels)
     )
     compression_scores = [curve(JPEG_QUALITY_CURVE, quality)] if quality is not None else []
+    if webp is not None:
+        compression_scores.append(curve(WEBP_QUALITY_CURVE, webp))
     if blocks is not None:
         compression_scores.append(curve(BLOCKINESS_CURVE, blocks))
     sub["compression"] = min(compression_scores) if compression_scores else None
@@ -164,18 +182,13 @@ def assess(decoded: DecodedImage, data_size: int, config: ScoringConfig) -> Qual
         "exposure": _component("exposure", sub["exposure"], tones.mean, "mean luminance (0-1)"),
         "contrast": _component("contrast", sub["contrast"], tones.rms_contrast, "RMS contrast"),
         "resolution": _component("resolution", sub["resolution"], megapixels, "megapixels"),
-        "compression": _component(
-            "compression",
-            sub["compression"],
-            quality if quality is not None else blocks,
-            "JPEG quality (1-100)" if quality is not None else "blockiness ratio",
-        ),
+        "compression": _compression_component(sub["compression"], quality, webp, blocks),
         "information": _component("information", sub["information"], tones.entropy_bits,
                                   "histogram entropy (bits)"),
     }
     under = (mean_factor if tones.mean < 0.5 else 1.0) * shadow_factor * bright_factor
     over = (mean_factor if tones.mean >= 0.5 else 1.0) * highlight_factor * dark_factor
-    facts = _Facts(width_px, sigma, tones, megapixels, quality, blocks, decoded, config,
+    facts = _Facts(width_px, sigma, tones, megapixels, quality, webp, blocks, decoded, config,
                    "underexposed" if under < over else "overexposed")
     low = sorted(
         ((name, value) for name, value in sub.items() if value is not None and value < ISSUE_BELOW),
@@ -208,6 +221,7 @@ class _Facts:
     tones: ToneStats
     megapixels: float
     jpeg_quality: float | None
+    webp_quality: float | None
     blockiness: float | None
     decoded: DecodedImage
     config: ScoringConfig
@@ -241,6 +255,9 @@ def _describe(component: str, f: _Facts) -> tuple[str, str]:
         if f.jpeg_quality is not None and curve(JPEG_QUALITY_CURVE, f.jpeg_quality) < ISSUE_BELOW:
             return "heavy_compression", (f"heavy compression: saved at JPEG quality "
                                          f"~{f.jpeg_quality:.0f} (web photos: 75-90)")
+        if f.webp_quality is not None and curve(WEBP_QUALITY_CURVE, f.webp_quality) < ISSUE_BELOW:
+            return "heavy_compression", (f"heavy compression: saved at WebP quality "
+                                         f"~{f.webp_quality:.0f} (web photos: 60-90)")
         return "heavy_compression", (f"heavy compression: an 8x8 block grid is visible "
                                      f"(blockiness {f.blockiness:.2f}; clean: ~1.0)")
     bits = max(t.entropy_bits, 0.0)

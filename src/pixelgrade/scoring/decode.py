@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -35,6 +35,7 @@ from pixelgrade.errors import (
 )
 from pixelgrade.scoring.config import WORKING_LONG_SIDE, WORKING_SIDE_SLACK, ScoringConfig
 from pixelgrade.scoring.sniff import DECODED_FORMATS, sniff
+from pixelgrade.scoring.vp8 import vp8_quantizer
 
 # Registers the HEIF opener with Pillow (plugin registration, as Pillow intends it). AVIF is
 # decoded by Pillow's own plugin.
@@ -65,6 +66,8 @@ class DecodedImage:
     ``grid`` is the luma before the final resize, whose pixel grid still carries any 8x8 JPEG
     block structure with period ``grid_period`` (None when no whole-pixel period survives).
     ``scale`` is working long side / original long side (1.0 when analysed at full size).
+    ``quantization`` (JPEG tables) and ``webp_quantizer`` (mean VP8 index) describe how hard
+    the encoder compressed, read from headers.
     """
 
     grey: np.ndarray
@@ -76,6 +79,7 @@ class DecodedImage:
     mode: str
     scale: float
     quantization: dict[int, list[int]] | None
+    webp_quantizer: float | None
     animated: bool
 
 
@@ -155,9 +159,12 @@ def decode(data: bytes, config: ScoringConfig | None = None) -> DecodedImage:
 
     im = _open(data, fmt)
     try:
-        return _decode_opened(im, fmt, config)
+        decoded = _decode_opened(im, fmt, config)
     finally:
         im.close()
+    if fmt == "WEBP":
+        decoded = replace(decoded, webp_quantizer=vp8_quantizer(data))
+    return decoded
 
 
 def _decode_opened(im: Image.Image, fmt: str, config: ScoringConfig) -> DecodedImage:
@@ -219,6 +226,7 @@ def _decode_opened(im: Image.Image, fmt: str, config: ScoringConfig) -> DecodedI
         mode=source_mode,
         scale=max(grey.shape) / max(width, height),
         quantization={k: list(v) for k, v in quantization.items()} if quantization else None,
+        webp_quantizer=None,
         animated=animated,
     )
 

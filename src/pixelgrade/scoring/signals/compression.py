@@ -7,6 +7,8 @@ quality is the q whose scaled luminance table best matches the file's (least squ
 space), the method ImageMagick's ``identify -verbose`` popularised. Cameras with custom tables
 get the nearest equivalent quality.
 
+**WebP quality** is read the same way from the VP8 frame header (:mod:`pixelgrade.scoring.vp8`).
+
 **Blockiness.** Block-based coders leave a grid of discontinuities every 8 pixels. Following Wang,
 Bovik and Evans, the mean absolute difference across block boundaries is compared with the mean
 difference at the other positions: 1.0 means no grid, 1.3+ a visible one. The grid's phase is
