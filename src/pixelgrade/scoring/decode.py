@@ -41,8 +41,10 @@ from pixelgrade.scoring.vp8 import vp8_quantizer
 # decoded by Pillow's own plugin.
 pillow_heif.register_heif_opener()
 
-#: Pillow format names accepted by ``Image.open`` (MPO: multi-picture JPEGs from cameras).
-_PILLOW_FORMATS = (*DECODED_FORMATS, "MPO")
+#: Pillow format names accepted by ``Image.open``. MPO (multi-picture JPEGs from cameras) is
+#: not listed: Pillow registers no "MPO" opener (its JPEG opener returns an MPO image when it sees
+#: the MP index), and naming it made every unidentifiable file fail with ``KeyError: 'MPO'``.
+_PILLOW_FORMATS = DECODED_FORMATS
 #: Neutral grey that transparent pixels are composited onto: mid-scale, so neither a
 #: transparent background nor its edge is counted as clipped highlights or shadows.
 ALPHA_BACKGROUND = 128
@@ -126,8 +128,26 @@ def _open(data: bytes, fmt: str) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{fmt} header declares too many pixels: {exc}") from exc
+        # Pillow's own guard fires inside Image.open, before our max_pixels check can, for
+        # headers over 2 * MAX_IMAGE_PIXELS; no --max-pixels setting lets such a file through.
+        ceiling = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+        raise ImageTooLargeError(
+            f"{fmt} header declares more pixels than the decoder's {ceiling:,.0f} MP limit "
+            "(refused before decoding: a decompression bomb or a damaged header)"
+        ) from exc
+    except Image.UnidentifiedImageError as exc:
+        # Pillow's text names the BytesIO object (a memory address): not useful, not stable.
+        raise ImageDecodeError(
+            f"corrupt {fmt} header: starts like {fmt} but cannot be read as one"
+        ) from exc
     except Exception as exc:  # Pillow raises many types for bad headers
+        riff_length = int.from_bytes(data[4:8], "little") + 8 if fmt == "WEBP" else 0
+        if riff_length > len(data):
+            # libwebp only says "could not create decoder object"; the RIFF header knows better.
+            raise ImageDecodeError(
+                f"truncated {fmt} file: {len(data):,} of the {riff_length:,} bytes its header "
+                "declares"
+            ) from exc
         raise ImageDecodeError(f"corrupt {fmt} header: {_describe(exc)}") from exc
 
 
@@ -182,7 +202,6 @@ def _decode_opened(im: Image.Image, fmt: str, config: ScoringConfig) -> DecodedI
     except Exception:
         orientation = 1  # a broken EXIF block does not make the pixels unusable
     quantization = getattr(im, "quantization", None) if im.format in ("JPEG", "MPO") else None
-    animated = bool(getattr(im, "is_animated", False))
     source_mode = im.mode
 
     denominator = 1
@@ -200,6 +219,12 @@ def _decode_opened(im: Image.Image, fmt: str, config: ScoringConfig) -> DecodedI
         raise ImageTooLargeError(f"{fmt} image needs more memory than is available") from exc
     except Exception as exc:
         raise ImageDecodeError(f"truncated or corrupt {fmt} data: {_describe(exc)}") from exc
+    # Probed only once the first frame is in hand: for GIF, ``is_animated`` parses the second
+    # frame's header, and a corrupt one raised (IndexError, ...) out of decode() uncaught.
+    try:
+        animated = bool(getattr(im, "is_animated", False))
+    except Exception:
+        animated = False  # an unreadable second frame cannot play: treat the image as a still
 
     transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
     if transpose is not None:

@@ -82,6 +82,10 @@ def vp8_quantizer(data: bytes) -> float | None:
     frame = _vp8_chunk(data)
     if frame is None or len(frame) < 12 or frame[0] & 1 or frame[3:6] != b"\x9d\x01\x2a":
         return None
+    # The frame tag's top 19 bits give the first partition's size. Past its end the bool decoder
+    # reads zero padding, so a file cut inside the header gave a made-up quantizer.
+    if len(frame) < 10 + (int.from_bytes(frame[0:3], "little") >> 5):
+        return None
     try:
         header = _BoolDecoder(frame[10:])
         header.literal(2)  # colour space, clamping type
