@@ -78,6 +78,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=15, help="timed runs per file")
     parser.add_argument("--write", type=Path, help="also write the table into this Markdown file")
     args = parser.parse_args()
+    cv2.setNumThreads(1)  # one core: OpenCV would otherwise spread resizes over every core
 
     rows = ["| file | bytes | full Pillow decode ms | pixelgrade decode-only ms | "
             "score_bytes ms | score / decode-only | images/s (one core) |",

@@ -163,5 +163,13 @@ def version() -> None:
     print(f"pixelgrade {__version__} (scorer version {SCORER_VERSION})")
 
 
+from pixelgrade import cli_db  # noqa: E402  (commands that work on a database)
+
+app.command()(cli_db.init)
+app.command()(cli_db.migrate)
+app.command()(cli_db.backfill)
+app.command("verify")(cli_db.verify_command)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

@@ -38,4 +38,28 @@ class VectorImageError(ImageError):
 
 
 class FetchError(PixelgradeError):
-    """The bytes could not be read from where the path or URL points."""
+    """The bytes could not be read from where the path or URL points.
+
+    ``kind`` is a short machine-readable cause (``http_404``, ``timeout``, ``connection``,
+    ``not_found``...), ``transient`` says whether trying again later may succeed (timeouts, 5xx,
+    429) or not (404, a missing file), and ``attempts`` how many tries were made.
+    """
+
+    def __init__(self, message: str, *, kind: str = "fetch", transient: bool = False,
+                 attempts: int = 1) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.transient = transient
+        self.attempts = attempts
+
+
+class StoreError(PixelgradeError):
+    """The database cannot be used as asked: unreachable, missing table or column, bad name."""
+
+
+class BackfillLockedError(StoreError):
+    """Another backfill holds the lock on this table."""
+
+
+class CheckpointError(PixelgradeError):
+    """The checkpoint file is unreadable or belongs to another database or table."""

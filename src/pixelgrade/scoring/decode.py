@@ -151,6 +151,13 @@ def _open(data: bytes, fmt: str) -> Image.Image:
         raise ImageDecodeError(f"corrupt {fmt} header: {_describe(exc)}") from exc
 
 
+def _megapixels(pixels: int) -> str:
+    """Megapixels for a message: whole numbers from 10 MP, two significant digits below (a small
+    --max-pixels printed "0.24 MP, over the 0.1 MP limit" as "0 MP, over the 0 MP limit")."""
+    megapixels = pixels / 1e6
+    return f"{megapixels:,.0f}" if megapixels >= 10 else f"{megapixels:.2g}"
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text[:200]
@@ -172,9 +179,16 @@ def decode(data: bytes, config: ScoringConfig | None = None) -> DecodedImage:
     if sniffed.kind == "vector":
         raise VectorImageError(f"vector image ({sniffed.format})")
     if sniffed.kind == "unsupported":
-        raise UnsupportedImageError(f"unsupported format: {sniffed.description}")
+        # sniff's phrases already say so ("JPEG XL image (not supported yet)"): no prefix, which
+        # read "unsupported format: ... (not supported)".
+        raise UnsupportedImageError(sniffed.description)
     if sniffed.kind != "raster":
-        raise ImageDecodeError(f"not an image: {sniffed.description}")
+        # Most phrases already end ", not an image"; prefixing them too read "not an image: plain
+        # text, not an image".
+        description = sniffed.description
+        if "not an image" not in description:
+            description = f"not an image: {description}"
+        raise ImageDecodeError(description)
     fmt = sniffed.format or "image"
 
     im = _open(data, fmt)
@@ -193,8 +207,8 @@ def _decode_opened(im: Image.Image, fmt: str, config: ScoringConfig) -> DecodedI
         raise ImageDecodeError(f"{fmt} header declares an empty image ({width}x{height})")
     if width * height > config.max_pixels:
         raise ImageTooLargeError(
-            f"{fmt} header declares {width}x{height} = {width * height / 1e6:,.0f} MP, over the "
-            f"{config.max_pixels / 1e6:,.0f} MP limit (refused before decoding; raise "
+            f"{fmt} header declares {width}x{height} = {_megapixels(width * height)} MP, over the "
+            f"{_megapixels(config.max_pixels)} MP limit (refused before decoding; raise "
             "--max-pixels if the image is genuine)"
         )
     try:

@@ -2,15 +2,23 @@
 
 ``read_bytes(location, max_bytes)`` returns the bytes or raises :class:`FetchError` (cannot be
 read) or :class:`ImageTooLargeError` (over the cap, detected before or while reading, never after
-reading everything).
+reading everything). Many URLs at once (the backfill): :class:`HttpFetcher`.
 """
 
 from __future__ import annotations
 
 from pixelgrade.sources.files import read_file
-from pixelgrade.sources.http import is_url, read_url
+from pixelgrade.sources.http import HttpFetcher, HttpPolicy, is_url, read_url, redact_url
 
-__all__ = ["is_url", "read_bytes", "read_file", "read_url"]
+__all__ = [
+    "HttpFetcher",
+    "HttpPolicy",
+    "is_url",
+    "read_bytes",
+    "read_file",
+    "read_url",
+    "redact_url",
+]
 
 
 def read_bytes(location: str, max_bytes: int) -> bytes:

@@ -1,0 +1,75 @@
+"""The error log: one JSON object per line for every row that could not be scored.
+
+Fields: ``id``, ``url`` (without password or query string), ``kind`` (a short cause such as
+``http_404``, ``timeout``, ``decode``), ``message``, ``transient`` (a later run may succeed),
+``attempt`` (how many runs have failed on this row so far), ``time`` (UTC). The file is appended
+to and fsynced once per batch; a line cut short by a crash is ignored when read back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    id: Any
+    url: str | None
+    kind: str
+    message: str
+    transient: bool
+    attempt: int
+    time: str
+
+
+class ErrorLog:
+    """Append-only JSON Lines file of :class:`ErrorRecord`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, records: Iterable[ErrorRecord]) -> None:
+        lines = "".join(json.dumps(asdict(r), default=str) + "\n" for r in records)
+        if not lines:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every complete record in the file (a torn last line is skipped)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "id" in record:
+                records.append(record)
+        return records
+
+    def attempts(self) -> dict[str, int]:
+        """Failures so far per id (as a JSON string of the id)."""
+        counts: dict[str, int] = {}
+        for record in self.read():
+            key = json.dumps(record["id"])
+            counts[key] = max(counts.get(key, 0), int(record.get("attempt", 1)))
+        return counts
+
+    def retry_ids(self) -> list[Any]:
+        """Ids whose latest record is transient, each once, in first-seen order."""
+        latest: dict[str, dict[str, Any]] = {}
+        for record in self.read():
+            latest[json.dumps(record["id"])] = record
+        return [record["id"] for record in latest.values() if record.get("transient")]

@@ -1,0 +1,333 @@
+"""The image backfill: store + engine + scorer + checkpoint + error log + progress.
+
+``run_backfill`` is what ``pixelgrade backfill`` calls; ``dry_run`` is ``--dry-run``: it checks
+the connection and the columns, counts the rows to do, scores a small sample without writing
+anything and estimates how long the real run will take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pixelgrade.backfill import checkpoint as checkpoints
+from pixelgrade.backfill.engine import BatchDone, Engine, EngineOptions
+from pixelgrade.backfill.errorlog import ErrorLog, ErrorRecord
+from pixelgrade.backfill.images import ImageScorer, Locator, RowResult, make_pool
+from pixelgrade.backfill.progress import PlainProgress, RichProgress, Tally
+from pixelgrade.errors import CheckpointError
+from pixelgrade.scoring import SCORER_VERSION, ScoringConfig
+from pixelgrade.sources.http import HttpFetcher, HttpPolicy
+from pixelgrade.stores.base import Outcome, Row, Selection, Store
+from pixelgrade.stores.sql import key_to_json
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    selection: Selection = field(default_factory=Selection)
+    workers: int = 1
+    concurrency: int = 16
+    checkpoint: Path = Path("backfill-checkpoint.json")
+    error_log: Path = Path("backfill-errors.log")
+    resume: bool = False
+    url_template: str | None = None
+    root: Path | None = None
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    http: HttpPolicy | None = None
+
+
+@dataclass
+class BackfillReport:
+    """The end-of-run summary (``--json`` prints it)."""
+
+    store: str
+    todo_at_start: int
+    processed: int = 0
+    written: int = 0
+    scored: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retry_later: int = 0
+    not_written_already_done: int = 0
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+    interrupted: bool = False
+    finished: bool = False
+    resumed_from: Any = None
+    retried_from_error_log: int = 0
+    checkpoint: str = ""
+    error_log: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: key_to_json(value) if key == "resumed_from" else value
+                for key, value in asdict(self).items()}
+
+
+class _StoreCollection:
+    """Adapts a store + selection to the engine's Collection."""
+
+    def __init__(self, store: Store, selection: Selection) -> None:
+        self.store = store
+        self.selection = selection
+
+    def next_batch(self, after: Any, limit: int) -> list[Row]:
+        return self.store.fetch_todo(self.selection, after, limit)
+
+    def key(self, item: Row) -> Any:
+        return item.id
+
+    def write(self, results: Sequence[RowResult]) -> int:
+        outcomes: list[Outcome] = [r.outcome for r in results if r.outcome is not None]
+        return self.store.write(self.selection, outcomes)
+
+
+def _selection_key(selection: Selection) -> dict[str, Any]:
+    return {"retry_failed": selection.retry_failed,
+            "rescore_version": selection.rescore_version}
+
+
+def run_backfill(store: Store, options: BackfillOptions, console: Console,
+                 progress: PlainProgress | RichProgress, *, verbose: bool = False,
+                 install_signal_handlers: bool = True) -> BackfillReport:
+    """Run the backfill to the end, or until interrupted. Holds the table's backfill lock."""
+    with store.lock():
+        return asyncio.run(_run(store, options, console, progress, verbose,
+                                install_signal_handlers))
+
+
+async def _run(store: Store, options: BackfillOptions, console: Console,
+               progress: PlainProgress | RichProgress, verbose: bool,
+               install_signal_handlers: bool) -> BackfillReport:
+    selection_key = _selection_key(options.selection)
+    error_log = ErrorLog(options.error_log)
+    previous = checkpoints.load(options.checkpoint)
+    start_after = None
+    retry_rows: list[Row] = []
+    if options.resume:
+        if previous is None:
+            console.print(f"No checkpoint at {options.checkpoint}: starting from the beginning "
+                          "(rows already scored are not redone).", highlight=False)
+        else:
+            previous.check_belongs_to(store.identity(), selection_key, options.checkpoint)
+            start_after = store.key_from_json(previous.cursor)
+        retry_ids = [store.key_from_json(i) for i in error_log.retry_ids()]
+        if retry_ids:
+            retry_rows = await asyncio.to_thread(store.fetch_rows, options.selection, retry_ids)
+            if start_after is not None:
+                # Rows past the cursor are picked up by the keyset scan anyway.
+                retry_rows = [r for r in retry_rows if r.id <= start_after]
+    elif previous is not None and not previous.finished:
+        previous.check_belongs_to(store.identity(), selection_key, options.checkpoint)
+        console.print(f"Note: an unfinished run left {options.checkpoint}; starting over from "
+                      "the first row still to do (use --resume to continue where it stopped).",
+                      highlight=False)
+
+    todo = await asyncio.to_thread(store.count_todo, options.selection)
+    if start_after is not None:
+        todo = await asyncio.to_thread(_count_after, store, options.selection, start_after)
+    total = todo + len(retry_rows)
+    if options.engine.limit is not None:
+        total = min(total, options.engine.limit)
+    report = BackfillReport(store=store.describe(), todo_at_start=total,
+                            resumed_from=start_after, retried_from_error_log=len(retry_rows),
+                            checkpoint=str(options.checkpoint), error_log=str(options.error_log))
+    state = checkpoints.Checkpoint(store=store.identity(), selection=selection_key,
+                                   cursor=key_to_json(start_after))
+    if options.resume and previous is not None:
+        state.started_at = previous.started_at
+    attempts = error_log.attempts() if retry_rows else {}
+
+    tally = Tally(total=total, batches=math.ceil(total / options.engine.batch_size) if total
+                  else 0, started=time.monotonic())
+
+    def on_batch(done: BatchDone[RowResult]) -> None:
+        records = []
+        succeeded = failed = 0
+        now = checkpoints.now_iso()
+        for result in done.results:
+            outcome = result.outcome
+            if outcome is not None and outcome.status == "scored":
+                report.scored += 1
+                succeeded += 1
+            elif outcome is not None and outcome.status == "skipped":
+                report.skipped += 1
+                succeeded += 1
+            elif outcome is not None:
+                report.failed += 1
+                failed += 1
+            else:
+                report.retry_later += 1
+                failed += 1
+            if result.failure is not None:
+                key = json.dumps(key_to_json(result.row.id))
+                records.append(ErrorRecord(
+                    id=key_to_json(result.row.id), url=result.location,
+                    kind=result.failure.kind, message=result.failure.message,
+                    transient=result.failure.transient, attempt=attempts.get(key, 0) + 1,
+                    time=now))
+            if verbose:
+                _print_row(console, result)
+        error_log.append(records)
+        written_outcomes = sum(1 for r in done.results if r.outcome is not None)
+        report.not_written_already_done += max(0, written_outcomes - done.written)
+        report.processed += done.items
+        report.written += done.written
+        state.cursor = key_to_json(done.cursor)
+        state.processed, state.written = report.processed, report.written
+        state.scored, state.skipped, state.failed = report.scored, report.skipped, report.failed
+        state.retry_later = report.retry_later
+        checkpoints.save(options.checkpoint, state)
+        tally.done += done.items
+        tally.succeeded += succeeded
+        tally.failed += failed
+        progress.batch(tally, done.index, succeeded, failed)
+
+    http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
+    async with AsyncExitStack() as stack:
+        fetcher = await stack.enter_async_context(
+            HttpFetcher(http_policy, concurrency=options.concurrency))
+        pool = stack.enter_context(make_pool(options.workers))
+        scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
+                             Locator(options.url_template, options.root))
+        engine: Engine[Row, RowResult] = Engine(
+            _StoreCollection(store, options.selection), scorer, options.engine,
+            start_after=start_after, retry_items=retry_rows, on_batch=on_batch)
+        remove_handlers = _install_handlers(engine, console) if install_signal_handlers \
+            else (lambda: None)
+        progress.start(tally)
+        try:
+            summary = await engine.run()
+        finally:
+            progress.stop()
+            remove_handlers()
+    report.seconds = round(summary.seconds, 3)
+    report.images_per_second = round(report.processed / summary.seconds, 2) \
+        if summary.seconds > 0 else 0.0
+    report.interrupted = summary.interrupted
+    report.finished = summary.exhausted and not summary.interrupted
+    state.finished = report.finished
+    state.cursor = key_to_json(summary.cursor)
+    checkpoints.save(options.checkpoint, state)
+    return report
+
+
+def _count_after(store: Store, selection: Selection, after: Any) -> int:
+    """Rows still to do past the cursor (keyset count through the store's own reads)."""
+    count, cursor = 0, after
+    while True:
+        rows = store.fetch_todo(selection, cursor, 10_000)
+        if not rows:
+            return count
+        count += len(rows)
+        cursor = rows[-1].id
+
+
+def _install_handlers(engine: Engine[Row, RowResult], console: Console) -> Callable[[], None]:
+    loop = asyncio.get_running_loop()
+
+    def stop(name: str) -> None:
+        if engine.stopping:
+            console.print(f"\n{name} again: abandoning the batches in flight (their rows stay "
+                          "to do).", highlight=False)
+        else:
+            console.print(f"\n{name}: finishing the batches in flight, then saving the "
+                          "checkpoint (press again to stop at once).", highlight=False)
+        engine.request_stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, signal.Signals(sig).name)
+
+    def remove() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return remove
+
+
+def _print_row(console: Console, result: RowResult) -> None:
+    outcome, failure = result.outcome, result.failure
+    label = f"#{key_to_json(result.row.id)} {result.location or ''}"
+    if outcome is not None and outcome.status == "scored":
+        console.print(f"  {outcome.score:>3}  {label}", highlight=False)
+    elif outcome is not None and outcome.status == "skipped":
+        console.print(f"  N/A  {label}  skipped: {(outcome.details or {}).get('reason')}",
+                      highlight=False)
+    elif failure is not None:
+        when = "will retry" if failure.transient else "failed"
+        console.print(f"  N/A  {label}  {when}: {failure.message}", highlight=False)
+
+
+@dataclass
+class DryRunReport:
+    store: str
+    todo: int
+    sample: list[dict[str, Any]]
+    sample_seconds: float
+    images_per_second: float | None
+    estimated_seconds: float | None
+    capabilities: dict[str, bool]
+    scorer_version: str = SCORER_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> DryRunReport:
+    """Check, count, score a sample; write nothing (no rows, no checkpoint, no error log)."""
+    todo = store.count_todo(options.selection)
+    rows = store.fetch_todo(options.selection, None, min(sample_size, todo)) if todo else []
+    if options.engine.limit is not None:
+        todo = min(todo, options.engine.limit)
+
+    async def score_sample() -> list[RowResult]:
+        http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
+        async with HttpFetcher(http_policy, concurrency=options.concurrency) as fetcher:
+            with make_pool(options.workers) as pool:
+                scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
+                                     Locator(options.url_template, options.root))
+                # Warm the pool so process start-up does not count against the estimate.
+                await asyncio.gather(*(asyncio.get_running_loop().run_in_executor(pool, abs, 0)
+                                       for _ in range(options.workers)))
+                return list(await asyncio.gather(*(scorer(row) for row in rows)))
+
+    started = time.monotonic()
+    results = asyncio.run(score_sample()) if rows else []
+    seconds = time.monotonic() - started
+    rate = len(results) / seconds if results and seconds > 0 else None
+    if rate is not None and options.engine.rate is not None:
+        rate = min(rate, options.engine.rate)
+    estimate = None
+    if rate:
+        batches = math.ceil(todo / options.engine.batch_size)
+        estimate = todo / rate + max(0, batches - 1) * options.engine.delay
+    sample = []
+    for result in results:
+        outcome, failure = result.outcome, result.failure
+        sample.append({
+            "id": key_to_json(result.row.id), "location": result.location,
+            "status": outcome.status if outcome else "retry_later",
+            "score": outcome.score if outcome else None,
+            "reason": failure.message if failure else (outcome.details or {}).get("reason")
+            if outcome else None,
+        })
+    capabilities = getattr(store, "capabilities", None)
+    return DryRunReport(
+        store=store.describe(), todo=todo, sample=sample, sample_seconds=round(seconds, 3),
+        images_per_second=None if rate is None else round(rate, 2),
+        estimated_seconds=None if estimate is None else round(estimate, 1),
+        capabilities=asdict(capabilities) if capabilities is not None else {},
+    )
+
+
+__all__ = ["BackfillOptions", "BackfillReport", "CheckpointError", "DryRunReport", "dry_run",
+           "run_backfill"]

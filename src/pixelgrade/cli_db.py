@@ -1,0 +1,275 @@
+"""Database commands of ``pixelgrade``: init, migrate, backfill, verify (parse, call, print)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pixelgrade.backfill import BackfillOptions, EngineOptions, dry_run, run_backfill
+from pixelgrade.backfill.progress import human_duration, make_progress
+from pixelgrade.errors import PixelgradeError
+from pixelgrade.scoring import SCORER_VERSION, Bands, ScoringConfig
+from pixelgrade.scoring.config import DEFAULT_MAX_BYTES
+from pixelgrade.stores import Selection, SqlStore, TableSpec, open_store, resolve_database_url
+from pixelgrade.verify import DEFAULT_MAX_FAILED_SHARE, verify
+
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", help="Database URL: sqlite:///file.db or postgresql://user@host/db. Default: "
+    "$DATABASE_URL, then DATABASE_URL in ./.env, then sqlite:///pixelgrade.db.")]
+TableOpt = Annotated[str, typer.Option("--table", help="The images table (or schema.table).")]
+IdOpt = Annotated[str, typer.Option("--id-column", help="Primary key column (integer or UUID).")]
+UrlOpt = Annotated[str, typer.Option("--url-column", help="Column with the image URL or path.")]
+ScoreOpt = Annotated[str, typer.Option("--score-column", help="Column for the 0-100 score.")]
+
+
+def _spec(table: str, id_column: str, url_column: str, score_column: str) -> TableSpec:
+    return TableSpec(table=table, id_column=id_column, url_column=url_column,
+                     score_column=score_column)
+
+
+def _fail(console: Console, exc: Exception, code: int = 1) -> typer.Exit:
+    console.print(f"[red]Error:[/] {exc}", highlight=False)
+    return typer.Exit(code)
+
+
+def init(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id",
+         url_column: UrlOpt = "url", score_column: ScoreOpt = "quality_score",
+         sql: Annotated[bool, typer.Option("--sql", help="Print the DDL, run nothing.")] = False,
+         ) -> None:
+    """Create a new images table with every score column (for people starting fresh).
+
+    Example: pixelgrade init --db sqlite:///photos.db
+    """
+    console = Console(stderr=True)
+    try:
+        store = open_store(resolve_database_url(db), _spec(table, id_column, url_column,
+                                                           score_column),
+                           must_exist=False, inspect=False)
+        if sql:
+            print(";\n\n".join(store.init_sql()) + ";")
+            return
+        store.init()
+        console.print(f"Created table {table} in {store.describe_database()}.", highlight=False)
+    except PixelgradeError as exc:
+        raise _fail(console, exc) from exc
+
+
+def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id",
+            url_column: UrlOpt = "url", score_column: ScoreOpt = "quality_score",
+            sql: Annotated[bool, typer.Option(
+                "--sql", help="Print the DDL for your own migration tool, run nothing.")] = False,
+            ) -> None:
+    """Add pixelgrade's columns and index to an existing images table (idempotent).
+
+    Adds quality_score (0-100), quality_status, quality_details (JSON), quality_scored_at and an
+    index on (score, id); columns that exist are left alone.
+
+    Examples:
+
+      pixelgrade migrate --db postgresql://app@db/shop --sql > 016_quality_columns.sql
+
+      pixelgrade migrate --db sqlite:///app.db --table photos --url-column src
+    """
+    console = Console(stderr=True)
+    try:
+        store = SqlStore(resolve_database_url(db),
+                         _spec(table, id_column, url_column, score_column), inspect=False)
+        store.columns()  # the table must exist: a clear error otherwise
+        statements = store.migration_sql()
+        if sql:
+            print(";\n\n".join(statements) + ";")
+            return
+        store.apply_ddl(statements)
+        for statement in statements:
+            console.print(f"  {statement}", highlight=False)
+        console.print(f"Table {table} in {store.describe_database()} is ready.",
+                      highlight=False)
+    except PixelgradeError as exc:
+        raise _fail(console, exc) from exc
+
+
+def backfill(
+    db: DbOpt = None,
+    table: TableOpt = "images",
+    id_column: IdOpt = "id",
+    url_column: UrlOpt = "url",
+    score_column: ScoreOpt = "quality_score",
+    dry: Annotated[bool, typer.Option(
+        "--dry-run", help="Check, count and score a sample; write nothing at all.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Rows per batch (one transaction each).",
+                                            min=1)] = 100,
+    delay: Annotated[int, typer.Option(help="Pause between batches, milliseconds.",
+                                       min=0)] = 0,
+    rate: Annotated[float | None, typer.Option(help="At most this many images per second.",
+                                               min=0.001)] = None,
+    concurrency: Annotated[int, typer.Option(help="Downloads in flight.", min=1)] = 16,
+    workers: Annotated[int | None, typer.Option(
+        help="Scoring processes (default: one per CPU core).", min=1)] = None,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many rows.", min=1)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="A line for every image.")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue from the checkpoint and retry what the error log holds.")] = False,
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint file.")] = Path(
+        "backfill-checkpoint.json"),
+    error_log: Annotated[Path, typer.Option(help="Error log (JSON Lines).")] = Path(
+        "backfill-errors.log"),
+    retry_failed: Annotated[bool, typer.Option(
+        help="Also redo rows recorded as failed.")] = False,
+    rescore_version: Annotated[bool, typer.Option(
+        "--rescore-version", help="Also redo rows scored by another scorer version.")] = False,
+    url_template: Annotated[str | None, typer.Option(
+        help="Turn stored paths into URLs, e.g. 'https://cdn.example.com/{path}'.")] = None,
+    root: Annotated[Path | None, typer.Option(
+        help="Folder that relative paths in the URL column are under (default: the "
+        "SQLite file's folder, else the working directory).")] = None,
+    max_bytes: Annotated[int, typer.Option(help="Refuse images larger than this.")] =
+        DEFAULT_MAX_BYTES,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary at the end.")]
+        = False,
+) -> None:
+    """Give every image whose score is NULL a score: safely, resumably, fast.
+
+    Start with --dry-run. Interrupt with Ctrl-C at any time: batches in flight are finished
+    and committed, and --resume continues from there.
+
+    Examples:
+
+      pixelgrade backfill --dry-run
+
+      pixelgrade backfill --db postgresql://app@db/shop --batch-size 500
+
+      pixelgrade backfill --resume --verbose
+
+      pixelgrade backfill --batch-size 10 --delay 2000    # the original script's pace
+    """
+    console = Console(stderr=as_json, highlight=False)
+    try:
+        url = resolve_database_url(db)
+        store = open_store(url, _spec(table, id_column, url_column, score_column))
+        if root is None and store.dialect_name == "sqlite" and store.url.database:
+            root = Path(store.url.database).resolve().parent
+        options = BackfillOptions(
+            engine=EngineOptions(batch_size=batch_size, delay=delay / 1000, rate=rate,
+                                 limit=limit),
+            selection=Selection(retry_failed=retry_failed,
+                                rescore_version=SCORER_VERSION if rescore_version else None),
+            workers=workers or os.cpu_count() or 1,
+            concurrency=concurrency, checkpoint=checkpoint, error_log=error_log,
+            resume=resume, url_template=url_template, root=root,
+            scoring=ScoringConfig(max_bytes=max_bytes),
+        )
+        if dry:
+            _dry_run(console, store, options, as_json)
+            return
+        console.print(f"Backfill of {store.describe()}: {options.selection.describe()}.")
+        progress = make_progress(console)
+        report = run_backfill(store, options, console, progress, verbose=verbose)
+    except (PixelgradeError, ValueError) as exc:
+        raise _fail(console, exc) from exc
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    console.print(
+        f"\n{report.processed} images in {human_duration(report.seconds)} "
+        f"({report.images_per_second:.1f} images/s): {report.scored} scored, {report.skipped} "
+        f"skipped, {report.failed} failed, {report.retry_later} to retry.")
+    if report.not_written_already_done:
+        console.print(f"{report.not_written_already_done} rows were scored by someone else "
+                      "meanwhile and were left as they were.")
+    if report.failed or report.retry_later:
+        console.print(f"Errors are listed in {error_log}.")
+    if report.interrupted:
+        console.print(f"[yellow]Interrupted.[/] Checkpoint saved in {checkpoint}; continue "
+                      "with: pixelgrade backfill --resume")
+        raise typer.Exit(130)
+    if report.retry_later:
+        console.print("Some images could not be fetched this time; retry them with: "
+                      "pixelgrade backfill --resume")
+    console.print("Check the result with: pixelgrade verify")
+
+
+def _dry_run(console: Console, store: SqlStore, options: BackfillOptions, as_json: bool) -> None:
+    console.print("DRY RUN MODE - No database changes will be made")
+    console.print(f"Connected to {store.describe()}")
+    caps = store.capabilities
+    if not (caps.status and caps.details):
+        console.print("[yellow]Note:[/] the table has no quality_status/quality_details columns:"
+                      " failures cannot be recorded and details are not kept; run "
+                      "`pixelgrade migrate` to add them.")
+    report = dry_run(store, options)
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    console.print(f"Found {report.todo} images without quality scores")
+    for item in report.sample:
+        shown = item["score"] if item["score"] is not None else "N/A"
+        reason = f"  {item['status']}: {item['reason']}" if item["reason"] else ""
+        console.print(f"  sample #{item['id']}: {shown}{reason}")
+    if report.estimated_seconds is not None:
+        console.print(f"Sample of {len(report.sample)} scored at "
+                      f"{report.images_per_second:.1f} images/s; estimated duration for "
+                      f"{report.todo} images: {human_duration(report.estimated_seconds)}")
+    console.print("Dry run complete - no changes made")
+
+
+def verify_command(
+    db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id",
+    url_column: UrlOpt = "url", score_column: ScoreOpt = "quality_score",
+    strict: Annotated[bool, typer.Option(
+        help="Exit 1 while rows are still waiting for a score.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    high: Annotated[int, typer.Option("--high", help="Lowest score in the High band.")] = 70,
+    medium: Annotated[int, typer.Option("--medium", help="Lowest score in Medium.")] = 40,
+    max_failed_share: Annotated[float, typer.Option(
+        help="Warn when more than this share of rows failed.")] = DEFAULT_MAX_FAILED_SHARE,
+) -> None:
+    """Verification figures: totals, average, bands, statuses, a histogram, and warnings.
+
+    Example: pixelgrade verify --strict   (exit code 1 while rows are unscored)
+    """
+    console = Console(highlight=False)
+    try:
+        bands = Bands(high_from=high, medium_from=medium)
+        store = open_store(resolve_database_url(db), _spec(table, id_column, url_column,
+                                                           score_column))
+        result = verify(store.stats(bands.high_from, bands.medium_from), max_failed_share)
+    except (PixelgradeError, ValueError) as exc:
+        raise _fail(Console(stderr=True), exc) from exc
+    if as_json:
+        print(json.dumps(result.to_dict()))
+    else:
+        _print_verification(console, store.describe(), result.to_dict())
+    if strict and not result.complete:
+        raise typer.Exit(1)
+
+
+def _print_verification(console: Console, where: str, figures: dict[str, object]) -> None:
+    console.print(f"[bold]Verification of {where}[/]")
+    for key in ("total_images", "images_with_scores", "images_without_scores",
+                "avg_quality_score"):
+        console.print(f"  {key:<24}{figures[key]}")
+    bands = figures["bands"]
+    statuses = figures["statuses"]
+    assert isinstance(bands, dict) and isinstance(statuses, dict)
+    console.print("  bands: " + ", ".join(f"{name} {count}" for name, count in bands.items()))
+    console.print("  status: " + ", ".join(f"{name} {count}"
+                                           for name, count in sorted(statuses.items())))
+    histogram = figures["histogram"]
+    assert isinstance(histogram, dict)
+    peak = max(histogram.values()) or 1
+    console.print("  score distribution:")
+    for label, count in histogram.items():
+        bar = "#" * round(40 * count / peak)
+        console.print(f"    {label:>7} | {bar} {count}")
+    warnings = figures["warnings"]
+    assert isinstance(warnings, list)
+    for warning in warnings:
+        console.print(f"  [yellow]warning:[/] {warning}")
+    if not warnings:
+        console.print("  [green]OK:[/] every image has a score or a recorded reason.")
+    sys.stdout.flush()

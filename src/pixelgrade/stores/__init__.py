@@ -1,0 +1,66 @@
+"""Stores: the user's images table in SQLite (the embedded default) or PostgreSQL.
+
+>>> from pixelgrade.stores import open_store, TableSpec
+>>> store = open_store("sqlite:///pixelgrade.db", TableSpec(table="images"))  # doctest: +SKIP
+
+Every store implements :class:`pixelgrade.stores.base.Store`; the backfill engine, ``verify``
+and the gallery use nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from pixelgrade.stores.base import (
+    Capabilities,
+    Outcome,
+    Row,
+    Selection,
+    Store,
+    StoreStats,
+    TableSpec,
+)
+from pixelgrade.stores.sql import SqlStore, database_url, key_to_json
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "Capabilities",
+    "Outcome",
+    "Row",
+    "Selection",
+    "SqlStore",
+    "Store",
+    "StoreStats",
+    "TableSpec",
+    "database_url",
+    "key_to_json",
+    "open_store",
+    "resolve_database_url",
+]
+
+#: The embedded default: a SQLite file in the working directory.
+DEFAULT_DATABASE_URL = "sqlite:///pixelgrade.db"
+
+
+def resolve_database_url(db: str | None, env_file: Path | None = None) -> str:
+    """``--db`` if given, else ``DATABASE_URL`` from the environment, else from ``.env`` in the
+    working directory, else the embedded SQLite default."""
+    if db:
+        return db
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    env_file = env_file or Path.cwd() / ".env"
+    if env_file.is_file():
+        value = dotenv_values(env_file).get("DATABASE_URL")
+        if value:
+            return value
+    return DEFAULT_DATABASE_URL
+
+
+def open_store(db: str, spec: TableSpec | None = None, *, must_exist: bool = True,
+               inspect: bool = True) -> SqlStore:
+    """Open the store that ``db`` names (see :func:`resolve_database_url`)."""
+    return SqlStore(db, spec, must_exist=must_exist, inspect=inspect)

@@ -1,0 +1,458 @@
+"""SQLite and PostgreSQL stores, through SQLAlchemy Core 2 (psycopg 3 for PostgreSQL).
+
+The user's table is inspected once (does it exist, which columns does it have, what type is the
+key) and then addressed through a lightweight ``sqlalchemy.table`` construct, so every name is
+quoted by SQLAlchemy and no value is ever pasted into SQL text.
+
+Writes are one transaction per batch and guarded: a row is updated only if it still matches the
+:class:`~pixelgrade.stores.base.Selection` it was picked by. On PostgreSQL the batch is one
+``UPDATE ... FROM (VALUES ...) ... RETURNING`` statement; on SQLite (in-process, no round trips)
+an ``executemany`` of the same guarded UPDATE.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+
+from pixelgrade.errors import BackfillLockedError, StoreError
+from pixelgrade.stores.base import (
+    Capabilities,
+    Outcome,
+    Row,
+    Selection,
+    StoreStats,
+    TableSpec,
+    chunks,
+)
+from pixelgrade.stores.schema import create_table_statements, migration_statements
+
+#: Rows per ``UPDATE ... FROM (VALUES ...)`` statement (5 parameters a row; PostgreSQL allows
+#: 65,535 parameters in one statement).
+VALUES_ROWS_PER_STATEMENT = 2_000
+
+
+def database_url(url: str) -> sa.URL:
+    """Parse a database URL, mapping ``postgres://`` and ``postgresql://`` to psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(
+            "the database URL cannot be parsed; expected sqlite:///path/to/file.db or "
+            "postgresql://user:password@host:5432/dbname"
+        ) from exc
+    if parsed.drivername in ("postgresql", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///file.db, "
+            "postgresql://... or supabase"
+        )
+    return parsed
+
+
+def safe_url(url: sa.URL) -> str:
+    """The URL without its password, for messages."""
+    return url.render_as_string(hide_password=True)
+
+
+class SqlStore:
+    """A table in SQLite or PostgreSQL. Open with :func:`pixelgrade.stores.open_store`."""
+
+    def __init__(self, url: str | sa.URL, spec: TableSpec | None = None, *,
+                 must_exist: bool = True, inspect: bool = True) -> None:
+        self.url = url if isinstance(url, sa.URL) else database_url(url)
+        self.spec = spec or TableSpec()
+        self.dialect_name = self.url.get_backend_name()
+        if self.dialect_name == "sqlite":
+            path = self.url.database or ""
+            if must_exist and path and path != ":memory:" and not os.path.exists(path):
+                raise StoreError(
+                    f"SQLite database {path} does not exist; create it with `pixelgrade init "
+                    f"--db sqlite:///{path}` or point --db at your database"
+                )
+            self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})
+        else:
+            self.engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=2,
+                                           connect_args={"connect_timeout": 10})
+        self.capabilities = Capabilities(status=False, details=False, scored_at=False)
+        self._id_type: sa.types.TypeEngine[Any] = sa.Integer()
+        self.table = self._table()
+        if inspect:
+            self.refresh()
+
+    # -- inspection ----------------------------------------------------------------------
+
+    def columns(self) -> dict[str, dict[str, Any]]:
+        """The table's columns by lower-cased name; raises StoreError if the table is missing."""
+        try:
+            inspector = sa.inspect(self.engine)
+            found = inspector.get_columns(self.spec.name, schema=self.spec.schema)
+        except NoSuchTableError as exc:
+            raise StoreError(
+                f"table {self.spec.table!r} not found in {self.describe_database()}; pass "
+                "--table NAME, or create a new one with `pixelgrade init`"
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot connect to {self.describe_database()}: "
+                             f"{_first_line(exc)}") from exc
+        return {column["name"].lower(): column for column in found}
+
+    def refresh(self) -> None:
+        """Re-read which columns exist (after ``migrate``)."""
+        columns = self.columns()
+        spec = self.spec
+        missing = [(what, name) for what, name in (("id column", spec.id_column),
+                                                   ("url column", spec.url_column),
+                                                   ("score column", spec.score_column))
+                   if name.lower() not in columns]
+        if missing:
+            what, name = missing[0]
+            hint = ("; add it with `pixelgrade migrate`" if what == "score column"
+                    else f"; pass --{what.split()[0]}-column NAME")
+            raise StoreError(
+                f"{what} {name!r} not found in table {spec.table!r} (its columns: "
+                f"{', '.join(sorted(columns))}){hint}"
+            )
+        self.capabilities = Capabilities(
+            status=spec.status_column.lower() in columns,
+            details=spec.details_column.lower() in columns,
+            scored_at=spec.scored_at_column.lower() in columns,
+        )
+        self._id_type = columns[spec.id_column.lower()]["type"]
+        self.table = self._table()
+
+    def _table(self) -> sa.TableClause:
+        spec, caps = self.spec, self.capabilities
+        details_type: sa.types.TypeEngine[Any] = (
+            JSONB() if self.dialect_name == "postgresql" else sa.JSON())
+        columns = [
+            sa.column(spec.id_column, self._id_type),
+            sa.column(spec.url_column, sa.String()),
+            sa.column(spec.score_column, sa.Integer()),
+        ]
+        if caps.status:
+            columns.append(sa.column(spec.status_column, sa.String()))
+        if caps.details:
+            columns.append(sa.column(spec.details_column, details_type))
+        if caps.scored_at:
+            columns.append(sa.column(spec.scored_at_column, sa.DateTime(timezone=True)))
+        return sa.table(spec.name, *columns, schema=spec.schema)
+
+    # -- descriptions --------------------------------------------------------------------
+
+    def describe_database(self) -> str:
+        if self.dialect_name == "sqlite":
+            return f"SQLite database {self.url.database}"
+        return f"PostgreSQL database {safe_url(self.url)}"
+
+    def describe(self) -> str:
+        return f"{self.describe_database()}, table {self.spec.table}"
+
+    def identity(self) -> str:
+        if self.dialect_name == "sqlite":
+            where = os.path.realpath(self.url.database or ":memory:")
+        else:
+            where = f"{self.url.host or 'localhost'}:{self.url.port or 5432}/{self.url.database}"
+        return f"{self.dialect_name}:{where}#{self.spec.table}.{self.spec.score_column}"
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _c(self, name: str) -> sa.ColumnClause[Any]:
+        return self.table.c[name]
+
+    def todo_clause(self, selection: Selection) -> sa.ColumnElement[bool]:
+        """SQL condition for "this row needs work", used to select and to guard writes."""
+        spec, caps = self.spec, self.capabilities
+        score = self._c(spec.score_column)
+        needs: sa.ColumnElement[bool] = score.is_(None)
+        if caps.status:
+            status = self._c(spec.status_column)
+            allowed = [status.is_(None), status == "scored"]  # "scored" with NULL: reset by hand
+            if selection.retry_failed:
+                allowed.append(status == "failed")
+            needs = sa.and_(needs, sa.or_(*allowed))
+        if selection.rescore_version is not None:
+            if not caps.details:
+                raise StoreError(
+                    f"--rescore-version needs the {spec.details_column!r} column, where the "
+                    "scorer version is kept; add it with `pixelgrade migrate`"
+                )
+            version = self._c(spec.details_column)["scorer_version"].as_string()
+            needs = sa.or_(needs, sa.and_(version.is_not(None),
+                                          version != selection.rescore_version))
+        return needs
+
+    def count_todo(self, selection: Selection) -> int:
+        query = sa.select(sa.func.count()).select_from(self.table).where(
+            self.todo_clause(selection))
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def fetch_todo(self, selection: Selection, after: Any, limit: int) -> list[Row]:
+        id_col = self._c(self.spec.id_column)
+        query = (sa.select(id_col, self._c(self.spec.url_column))
+                 .where(self.todo_clause(selection)).order_by(id_col).limit(limit))
+        if after is not None:
+            query = query.where(id_col > after)
+        with self._connect() as conn:
+            return [Row(row[0], row[1]) for row in conn.execute(query)]
+
+    def fetch_rows(self, selection: Selection, ids: Sequence[Any]) -> list[Row]:
+        id_col = self._c(self.spec.id_column)
+        rows: list[Row] = []
+        with self._connect() as conn:
+            for part in chunks(list(ids), 1000):
+                query = (sa.select(id_col, self._c(self.spec.url_column))
+                         .where(self.todo_clause(selection), id_col.in_(part)).order_by(id_col))
+                rows.extend(Row(row[0], row[1]) for row in conn.execute(query))
+        return sorted(rows, key=lambda row: row.id)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, selection: Selection, outcomes: Sequence[Outcome]) -> int:
+        if not outcomes:
+            return 0
+        guard = self.todo_clause(selection)
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect_name == "postgresql":
+                    return sum(self._write_values(conn, guard, part)
+                               for part in chunks(outcomes, VALUES_ROWS_PER_STATEMENT))
+                return self._write_many(conn, guard, outcomes)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"writing {len(outcomes)} scores to {self.describe()} failed: "
+                             f"{_first_line(exc)}") from exc
+
+    def _assignments(self, source: dict[str, Any]) -> dict[str, Any]:
+        spec, caps = self.spec, self.capabilities
+        values = {spec.score_column: source["score"]}
+        if caps.status:
+            values[spec.status_column] = source["status"]
+        if caps.details:
+            values[spec.details_column] = source["details"]
+        if caps.scored_at:
+            values[spec.scored_at_column] = sa.func.now()
+        return values
+
+    def _write_many(self, conn: sa.Connection, guard: sa.ColumnElement[bool],
+                    outcomes: Sequence[Outcome]) -> int:
+        id_col = self._c(self.spec.id_column)
+        statement = sa.update(self.table).where(id_col == sa.bindparam("o_id"), guard).values(
+            self._assignments({
+                "score": sa.bindparam("o_score", type_=sa.Integer()),
+                "status": sa.bindparam("o_status", type_=sa.String()),
+                "details": sa.bindparam("o_details", type_=sa.JSON()),
+            }))
+        params = [{"o_id": o.id, "o_score": o.score, "o_status": o.status,
+                   "o_details": o.details} for o in outcomes]
+        written = 0
+        for one in params:  # sqlite3's executemany rowcount is per statement; count each
+            written += conn.execute(statement, one).rowcount
+        return written
+
+    def _write_values(self, conn: sa.Connection, guard: sa.ColumnElement[bool],
+                      outcomes: Sequence[Outcome]) -> int:
+        id_col = self._c(self.spec.id_column)
+        incoming = sa.values(
+            sa.column("o_id", self._id_type),
+            sa.column("o_score", sa.Integer()),
+            sa.column("o_status", sa.String()),
+            sa.column("o_details", sa.String()),
+            name="incoming",
+        ).data([(o.id, o.score, o.status,
+                 None if o.details is None else json.dumps(o.details, separators=(",", ":")))
+                for o in outcomes])
+        statement = (
+            sa.update(self.table)
+            .where(id_col == incoming.c.o_id, guard)
+            .values(self._assignments({
+                "score": incoming.c.o_score,
+                "status": incoming.c.o_status,
+                "details": sa.cast(incoming.c.o_details, JSONB()),
+            }))
+            .returning(id_col)
+        )
+        return len(conn.execute(statement).all())
+
+    # -- locking -------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        if self.dialect_name == "postgresql":
+            with self._advisory_lock():
+                yield
+        else:
+            with self._file_lock():
+                yield
+
+    def _lock_name(self) -> str:
+        return f"pixelgrade-backfill:{self.spec.table}"
+
+    @contextmanager
+    def _advisory_lock(self) -> Iterator[None]:
+        key = int.from_bytes(hashlib.sha256(self._lock_name().encode()).digest()[:8], "big",
+                             signed=True)
+        with self.engine.connect() as conn:
+            taken = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one()
+            conn.commit()
+            if not taken:
+                raise BackfillLockedError(
+                    f"another backfill is running on table {self.spec.table} in "
+                    f"{self.describe_database()} (it holds PostgreSQL advisory lock {key}); "
+                    "wait for it to finish or stop it first"
+                )
+            try:
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                conn.commit()
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        database = self.url.database or ""
+        if not database or database == ":memory:":
+            yield
+            return
+        path = f"{database}.{self.spec.table}.backfill.lock"
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise BackfillLockedError(
+                    f"another backfill is running on table {self.spec.table} in "
+                    f"{self.describe_database()} (lock file {path} is held); wait for it to "
+                    "finish or stop it first"
+                ) from exc
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- statistics ----------------------------------------------------------------------
+
+    def stats(self, high_from: int = 70, medium_from: int = 40) -> StoreStats:
+        spec = self.spec
+        score = self._c(spec.score_column)
+        figures = sa.select(
+            sa.func.count(),
+            sa.func.count(score),
+            sa.func.avg(score),
+            sa.func.min(score),
+            sa.func.max(score),
+            sa.func.count(score).filter(score >= high_from),
+            sa.func.count(score).filter(score >= medium_from, score < high_from),
+            sa.func.count(score).filter(score < medium_from),
+        ).select_from(self.table)
+        decile = sa.case((score >= 90, 9), else_=score // 10)
+        histogram_query = (sa.select(decile, sa.func.count()).select_from(self.table)
+                           .where(score.is_not(None)).group_by(decile))
+        with self._connect() as conn:
+            total, with_score, average, low, high, n_high, n_medium, n_low = conn.execute(
+                figures).one()
+            histogram = [0] * 10
+            for bucket, count in conn.execute(histogram_query):
+                histogram[max(0, min(9, int(bucket)))] = int(count)
+            statuses: dict[str, int] = {}
+            if self.capabilities.status:
+                status = self._c(spec.status_column)
+                label = sa.case((status.is_(None) & score.is_(None), "pending"),
+                                (status.is_(None), "scored"), else_=status)
+                for name, count in conn.execute(
+                        sa.select(label, sa.func.count()).select_from(self.table)
+                        .group_by(label)):
+                    statuses[str(name)] = int(count)
+            else:
+                statuses = {"scored": int(with_score), "pending": int(total - with_score)}
+        return StoreStats(
+            total=int(total), with_score=int(with_score),
+            average=None if average is None else round(float(average), 2),
+            minimum=low, maximum=high,
+            bands={"high": int(n_high), "medium": int(n_medium), "low": int(n_low),
+                   "unscored": int(total - with_score)},
+            statuses=statuses, histogram=histogram,
+        )
+
+    # -- schema --------------------------------------------------------------------------
+
+    def migration_sql(self) -> list[str]:
+        return migration_statements(self.engine.dialect, self.spec, set(self.columns()))
+
+    def migrate(self) -> list[str]:
+        """Apply :meth:`migration_sql`; returns the statements run."""
+        statements = self.migration_sql()
+        self.apply_ddl(statements)
+        self.refresh()
+        return statements
+
+    def init_sql(self) -> list[str]:
+        return create_table_statements(self.engine.dialect, self.spec)
+
+    def init(self) -> list[str]:
+        statements = self.init_sql()
+        self.apply_ddl(statements)
+        self.refresh()
+        return statements
+
+    def apply_ddl(self, statements: list[str]) -> None:
+        # Autocommit: CREATE INDEX CONCURRENTLY cannot run inside a transaction.
+        try:
+            with self.engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT") as conn:
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"schema change on {self.describe()} failed: "
+                             f"{_first_line(exc)}") from exc
+
+    # -- misc ----------------------------------------------------------------------------
+
+    def key_from_json(self, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            python_type = self._id_type.python_type
+        except NotImplementedError:
+            return value
+        if python_type is uuid.UUID:
+            return uuid.UUID(str(value))
+        if python_type is int:
+            return int(value)
+        return value
+
+    @contextmanager
+    def _connect(self) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"query on {self.describe()} failed: {_first_line(exc)}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def key_to_json(value: Any) -> Any:
+    """A key as JSON: ints stay ints, everything else (UUID, text) becomes a string."""
+    if value is None or isinstance(value, int | str):
+        return value
+    return str(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's message without SQLAlchemy's SQL echo and background link."""
+    original = getattr(exc, "orig", None) or exc
+    return str(original).strip().splitlines()[0] if str(original).strip() else type(
+        original).__name__
