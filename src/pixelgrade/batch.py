@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
 from pixelgrade.errors import PixelgradeError
+from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import QualityReport, ScoringConfig, score_bytes
 from pixelgrade.sources import is_url, read_bytes
 
@@ -56,7 +56,7 @@ def score_locations(
         for location in locations:
             yield location, score_location(location, config)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with scoring_pool(workers) as pool:
         chunk = max(1, min(16, len(locations) // (workers * 4)))
         reports = pool.map(partial(score_location, config=config), locations, chunksize=chunk)
         yield from zip(locations, reports, strict=True)

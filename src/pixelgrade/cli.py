@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pixelgrade import __version__
 from pixelgrade.batch import default_workers, expand_locations, score_locations
@@ -120,39 +119,20 @@ def score(
 @app.command()
 def demo(
     folder: Annotated[Path, typer.Option(
-        "--dir", help="Where to write the sample library.")] = Path("pixelgrade-demo"),
+        "--dir", help="Where to write the sample library and its database.")] = Path(
+        "pixelgrade-demo"),
 ) -> None:
-    """Build a sample library (real photos, damaged copies, bad files), score it, show a table."""
-    from pixelgrade.demo import build_library
+    """Run the whole procedure on a sample library: dry run, backfill, verify.
+
+    Builds a SQLite database of a few hundred images (real photos, damaged copies, bad and
+    missing files) in --dir, then runs the same commands you would run on your own database.
+    """
+    from pixelgrade.cli_demo import run_demo
 
     console = Console(highlight=False)
     if not console.is_terminal:
-        console.width = 150  # a log or CI page: do not wrap the table at 80 columns
-    files = build_library(folder)
-    console.print(f"Sample library: {len(files)} files in [bold]{folder}/[/]\n")
-    config = ScoringConfig()
-    results = list(score_locations([str(f) for f in files], config, default_workers(len(files))))
-    results.sort(key=lambda item: (item[1].score is None, -(item[1].score or 0)))
-    table = Table(title="pixelgrade demo: quality scores", show_lines=False)
-    for column, justify in (("score", "right"), ("band", "left"), ("image", "left"),
-                            ("size", "left"), ("issues / reason", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for location, report in results:
-        name = Path(location).name
-        if report.score is None:
-            table.add_row("N/A", f"[dim]{report.status}[/]", name, "", f"[dim]{report.reason}[/]")
-            continue
-        band = report.band or ""
-        table.add_row(
-            f"[{BAND_STYLE[band]}]{report.score}[/]",
-            f"[{BAND_STYLE[band]}]{band}[/]",
-            name,
-            f"{report.width}x{report.height} {report.format}",
-            "\n".join(issue.message for issue in report.issues) or "[dim]no issues found[/]",
-        )
-    console.print(table)
-    _print_summary(console, [report for _, report in results])
-    console.print(f"\nTry: [bold]pixelgrade score {folder}/coffee-noisy.png --json[/]")
+        console.width = 150  # a log or CI page: do not wrap tables at 80 columns
+    run_demo(folder, console)
 
 
 @app.command()

@@ -149,7 +149,7 @@ def backfill(
 
       pixelgrade backfill --batch-size 10 --delay 2000    # the original script's pace
     """
-    console = Console(stderr=as_json, highlight=False)
+    console = Console(stderr=as_json, highlight=False, soft_wrap=True)
     try:
         url = resolve_database_url(db)
         store = open_store(url, _spec(table, id_column, url_column, score_column))
@@ -209,7 +209,7 @@ def _dry_run(console: Console, store: SqlStore, options: BackfillOptions, as_jso
     for item in report.sample:
         shown = item["score"] if item["score"] is not None else "N/A"
         reason = f"  {item['status']}: {item['reason']}" if item["reason"] else ""
-        console.print(f"  sample #{item['id']}: {shown}{reason}")
+        console.print(f"  sample #{item['id']} {item['location']}: {shown}{reason}")
     if report.estimated_seconds is not None:
         console.print(f"Sample of {len(report.sample)} scored at "
                       f"{report.images_per_second:.1f} images/s; estimated duration for "
@@ -232,7 +232,7 @@ def verify_command(
 
     Example: pixelgrade verify --strict   (exit code 1 while rows are unscored)
     """
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     try:
         bands = Bands(high_from=high, medium_from=medium)
         store = open_store(resolve_database_url(db), _spec(table, id_column, url_column,

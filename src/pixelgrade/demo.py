@@ -63,3 +63,56 @@ def build_library(folder: Path) -> list[Path]:
     write("upload-interrupted.jpg", whole[: len(whole) // 3])
     write("missing-image.jpg", _HTML)
     return written
+
+
+#: Severities of each distortion in the demo database's library (1 = light, 5 = heavy).
+CORPUS_SEVERITIES = (1, 3, 5)
+#: Rows of the demo database that point at files that do not exist (a deleted upload).
+MISSING_FILES = ("uploads/2019/deleted-by-user.jpg", "uploads/2020/lost-in-migration.png")
+
+
+def build_corpus(folder: Path) -> list[Path]:
+    """Every sample photo untouched and with each distortion at light, medium and heavy
+    severity: 10 + 10 x 10 x 3 = 310 files in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for photo in samples.PHOTOS:
+        rgb = samples.load_photo(photo)
+        stem = photo.rsplit(".", 1)[0]
+        path = folder / f"{stem}.jpg"
+        path.write_bytes(samples.encode(rgb, "JPEG", quality=92))
+        written.append(path)
+        for distortion, damage in samples.DISTORTIONS.items():
+            for severity in CORPUS_SEVERITIES:
+                data = damage(rgb, severity)
+                suffix = {b"\xff\xd8": "jpg", b"RI": "webp"}.get(data[:2], "png")
+                path = folder / f"{stem}-{distortion}-{severity}.{suffix}"
+                path.write_bytes(data)
+                written.append(path)
+    return written
+
+
+def build_database(folder: Path) -> tuple[str, int]:
+    """The demo's SQLite library: ``folder/library.db`` with an ``images`` table whose rows
+    point (by relative path) at the sample files, a few bad files and a few missing ones; no
+    row has a score yet. Returns the database URL and the row count. Rebuilt from scratch."""
+    from pixelgrade.stores import TableSpec, open_store
+
+    folder.mkdir(parents=True, exist_ok=True)
+    database = folder / "library.db"
+    for stale in (database, folder / "backfill-checkpoint.json", folder / "backfill-errors.log"):
+        stale.unlink(missing_ok=True)
+    files = build_library(folder / "featured") + build_corpus(folder / "photos")
+    locations = [str(path.relative_to(folder)) for path in files] + list(MISSING_FILES)
+    url = f"sqlite:///{database}"
+    store = open_store(url, TableSpec(), must_exist=False, inspect=False)
+    try:
+        store.init()
+        import sqlalchemy as sa
+
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO images (url) VALUES (:url)"),
+                         [{"url": location} for location in locations])
+    finally:
+        store.close()
+    return url, len(locations)

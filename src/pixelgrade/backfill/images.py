@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pixelgrade.errors import FetchError, ImageTooLargeError
+from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import ScoringConfig, score_bytes
 from pixelgrade.sources.files import read_file
 from pixelgrade.sources.http import HttpFetcher, is_url, redact_url
@@ -53,17 +53,8 @@ class RowResult:
     failure: Failure | None
 
 
-def _init_worker() -> None:
-    """Scoring processes leave Ctrl-C to the parent (which finishes in-flight work first) and
-    use one OpenCV thread each (the pool already uses every core)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def make_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
+    return scoring_pool(workers)
 
 
 def score_data(data: bytes, config: ScoringConfig) -> dict[str, Any]:

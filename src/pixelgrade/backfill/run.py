@@ -122,11 +122,11 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
             previous.check_belongs_to(store.identity(), selection_key, options.checkpoint)
             start_after = store.key_from_json(previous.cursor)
         retry_ids = [store.key_from_json(i) for i in error_log.retry_ids()]
-        if retry_ids:
+        # Rows past the cursor are picked up by the keyset scan anyway (with no cursor, all of
+        # them are): retrying them too would fetch, score and log them twice.
+        if retry_ids and start_after is not None:
             retry_rows = await asyncio.to_thread(store.fetch_rows, options.selection, retry_ids)
-            if start_after is not None:
-                # Rows past the cursor are picked up by the keyset scan anyway.
-                retry_rows = [r for r in retry_rows if r.id <= start_after]
+            retry_rows = [r for r in retry_rows if r.id <= start_after]
     elif previous is not None and not previous.finished:
         previous.check_belongs_to(store.identity(), selection_key, options.checkpoint)
         console.print(f"Note: an unfinished run left {options.checkpoint}; starting over from "
@@ -146,7 +146,7 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
                                    cursor=key_to_json(start_after))
     if options.resume and previous is not None:
         state.started_at = previous.started_at
-    attempts = error_log.attempts() if retry_rows else {}
+    attempts = error_log.attempts() if options.resume else {}
 
     tally = Tally(total=total, batches=math.ceil(total / options.engine.batch_size) if total
                   else 0, started=time.monotonic())
@@ -289,7 +289,7 @@ def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> Dr
     if options.engine.limit is not None:
         todo = min(todo, options.engine.limit)
 
-    async def score_sample() -> list[RowResult]:
+    async def score_sample() -> tuple[list[RowResult], float]:
         http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
         async with HttpFetcher(http_policy, concurrency=options.concurrency) as fetcher:
             with make_pool(options.workers) as pool:
@@ -298,11 +298,11 @@ def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> Dr
                 # Warm the pool so process start-up does not count against the estimate.
                 await asyncio.gather(*(asyncio.get_running_loop().run_in_executor(pool, abs, 0)
                                        for _ in range(options.workers)))
-                return list(await asyncio.gather(*(scorer(row) for row in rows)))
+                started = time.monotonic()
+                results = list(await asyncio.gather(*(scorer(row) for row in rows)))
+                return results, time.monotonic() - started
 
-    started = time.monotonic()
-    results = asyncio.run(score_sample()) if rows else []
-    seconds = time.monotonic() - started
+    results, seconds = asyncio.run(score_sample()) if rows else ([], 0.0)
     rate = len(results) / seconds if results and seconds > 0 else None
     if rate is not None and options.engine.rate is not None:
         rate = min(rate, options.engine.rate)

@@ -132,6 +132,11 @@ class SqlStore:
             scored_at=spec.scored_at_column.lower() in columns,
         )
         self._id_type = columns[spec.id_column.lower()]["type"]
+        if self.dialect_name == "sqlite" and type(self._id_type) is sa.NUMERIC:
+            # SQLite gives a type name it does not know (``id UUID``) NUMERIC affinity, and
+            # SQLAlchemy would read such keys as Decimal (failing on UUID text): take the values
+            # as SQLite stores them.
+            self._id_type = sa.types.NullType()
         self.table = self._table()
 
     def _table(self) -> sa.TableClause:
@@ -279,7 +284,9 @@ class SqlStore:
             sa.update(self.table)
             .where(id_col == incoming.c.o_id, guard)
             .values(self._assignments({
-                "score": incoming.c.o_score,
+                # Cast: a VALUES list whose scores are all NULL (a batch of failures) is
+                # typed text by PostgreSQL, which a SMALLINT column refuses.
+                "score": sa.cast(incoming.c.o_score, sa.SmallInteger()),
                 "status": incoming.c.o_status,
                 "details": sa.cast(incoming.c.o_details, JSONB()),
             }))
@@ -368,7 +375,10 @@ class SqlStore:
             statuses: dict[str, int] = {}
             if self.capabilities.status:
                 status = self._c(spec.status_column)
-                label = sa.case((status.is_(None) & score.is_(None), "pending"),
+                # Same rule as todo_clause: NULL with no status, or "scored" with NULL (reset
+                # by hand), is still waiting for a score.
+                label = sa.case((score.is_(None) & (status.is_(None) | (status == "scored")),
+                                 "pending"),
                                 (status.is_(None), "scored"), else_=status)
                 for name, count in conn.execute(
                         sa.select(label, sa.func.count()).select_from(self.table)
@@ -401,7 +411,14 @@ class SqlStore:
         return create_table_statements(self.engine.dialect, self.spec)
 
     def init(self) -> list[str]:
-        statements = self.init_sql()
+        """Create the table; if it exists already, add only the columns it lacks (SQLite has
+        no ``ADD COLUMN IF NOT EXISTS``, so a second ``init`` would fail there otherwise)."""
+        try:
+            exists = sa.inspect(self.engine).has_table(self.spec.name, schema=self.spec.schema)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot connect to {self.describe_database()}: "
+                             f"{_first_line(exc)}") from exc
+        statements = self.migration_sql() if exists else self.init_sql()
         self.apply_ddl(statements)
         self.refresh()
         return statements

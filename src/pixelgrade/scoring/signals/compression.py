@@ -68,12 +68,16 @@ def jpeg_quality(quantization: Mapping[int, Sequence[int]] | None) -> float | No
 _CROP = 768
 
 
-def _boundary_ratio(diffs: np.ndarray, period: int) -> float:
-    """Max over phases of (mean diff at phase) / (mean diff at the other phases)."""
-    usable = (diffs.shape[1] // period) * period
+def _boundary_ratio(profile: np.ndarray, period: int) -> float:
+    """Max over phases of (mean diff at phase) / (mean diff at the other phases).
+
+    ``profile`` holds, per position across the block grid, the sum of absolute differences
+    along the other axis (one pass over the pixels; the phases are then folded here).
+    """
+    usable = (profile.size // period) * period
     if usable < 4 * period:
         return 1.0
-    per_phase = diffs[:, :usable].reshape(diffs.shape[0], -1, period).mean(axis=(0, 1))
+    per_phase = profile[:usable].reshape(-1, period).sum(axis=0).astype(np.float64)
     best = int(np.argmax(per_phase))
     others = np.delete(per_phase, best).mean()
     if others <= 1e-6:
@@ -98,6 +102,7 @@ def blockiness(grid: np.ndarray, period: int = 8) -> float:
     top = max((grid.shape[0] - _CROP) // 2, 0)
     left = max((grid.shape[1] - _CROP) // 2, 0)
     crop = grid[top : top + _CROP, left : left + _CROP].astype(np.int16)
-    horizontal = np.abs(np.diff(crop, axis=1))
-    vertical = np.abs(np.diff(crop, axis=0)).T
-    return float((_boundary_ratio(horizontal, period) + _boundary_ratio(vertical, period)) / 2)
+    across_columns = np.abs(np.diff(crop, axis=1)).sum(axis=0, dtype=np.int64)
+    across_rows = np.abs(np.diff(crop, axis=0)).sum(axis=1, dtype=np.int64)
+    return float((_boundary_ratio(across_columns, period)
+                  + _boundary_ratio(across_rows, period)) / 2)
