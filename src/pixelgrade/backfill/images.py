@@ -2,8 +2,9 @@
 
 Bytes come from the URL column: an http(s) URL is fetched here, asynchronously (many downloads
 in flight, :class:`~pixelgrade.sources.http.HttpFetcher`); a local path is read by the scoring
-process itself, so file bytes never cross a process boundary. Scoring runs in a process pool,
-at most ``2 x workers`` images queued, so memory stays bounded however fast bytes arrive.
+process itself, so file bytes never cross a process boundary. Scoring runs in a process pool.
+At most ``concurrency + 2 x workers`` images are held between download and score, so memory
+stays bounded however much faster the network is than the CPU.
 
 Each row ends in one of three ways:
 
@@ -112,8 +113,17 @@ class ImageScorer:
         self.fetcher = fetcher
         self.locator = locator
         self._scoring_slots = asyncio.Semaphore(max(1, 2 * workers))
+        # Rows between "download started" and "score received": bounds the image bytes held in
+        # memory however much faster the network is than the CPU (downloads in flight plus
+        # images waiting for a scoring process).
+        concurrency = fetcher.concurrency if fetcher is not None else 0
+        self._pipeline_slots = asyncio.Semaphore(max(1, concurrency + 2 * workers))
 
     async def __call__(self, row: Row) -> RowResult:
+        async with self._pipeline_slots:
+            return await self._score_row(row)
+
+    async def _score_row(self, row: Row) -> RowResult:
         try:
             location = self.locator(row)
         except FetchError as exc:

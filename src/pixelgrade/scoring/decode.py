@@ -191,11 +191,15 @@ def decode(data: bytes, config: ScoringConfig | None = None) -> DecodedImage:
         raise ImageDecodeError(description)
     fmt = sniffed.format or "image"
 
-    im = _open(data, fmt)
-    try:
-        decoded = _decode_opened(im, fmt, config)
-    finally:
-        im.close()
+    with warnings.catch_warnings():
+        # Pillow warns (UserWarning) about damage it works around, such as a corrupt EXIF
+        # block; the pixels are still usable, and a warning per image would flood a backfill.
+        warnings.simplefilter("ignore", UserWarning)
+        im = _open(data, fmt)
+        try:
+            decoded = _decode_opened(im, fmt, config)
+        finally:
+            im.close()
     if fmt == "WEBP":
         decoded = replace(decoded, webp_quantizer=vp8_quantizer(data))
     return decoded
