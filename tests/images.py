@@ -111,11 +111,17 @@ def bmp(im: Image.Image | None = None) -> bytes:
 
 
 def avif(im: Image.Image | None = None) -> bytes:
-    return encode(photo() if im is None else im, "AVIF", quality=80)
+    return _slow_photo("AVIF") if im is None else encode(im, "AVIF", quality=80)
 
 
 def heic(im: Image.Image | None = None) -> bytes:
-    return encode(photo() if im is None else im, "HEIF", quality=80)
+    return _slow_photo("HEIF") if im is None else encode(im, "HEIF", quality=80)
+
+
+@cache
+def _slow_photo(fmt: str) -> bytes:
+    """The photo as AVIF or HEIC, encoded once: these encoders take most of a second."""
+    return encode(photo(), fmt, quality=80)
 
 
 # --- modes -----------------------------------------------------------------------------------
@@ -126,8 +132,14 @@ def cmyk_jpeg() -> bytes:
 
 
 def png16_array() -> np.ndarray:
-    """16-bit grey samples of the photo, using the whole 0-65535 range (255 -> 65535)."""
-    return grey_of(photo()).astype(np.uint16) * 257
+    """16-bit grey samples: the photo in the top byte, an unrelated ramp in the low byte.
+
+    (Scaling by 257 would repeat the top byte in the low one and hide a decoder keeping the
+    wrong byte.)
+    """
+    grey = grey_of(photo()).astype(np.uint16)
+    low = (np.arange(grey.size, dtype=np.uint16) * 97 % 256).reshape(grey.shape)
+    return grey * 256 + low
 
 
 def png16() -> bytes:
@@ -269,10 +281,19 @@ FORMATS: tuple[Sample, ...] = (
 
 
 def small_seeds() -> dict[str, bytes]:
-    """Small valid files (72x48) to mutate in fuzz tests: fast to decode hundreds of times."""
+    """Small valid files to mutate in fuzz tests: fast to decode hundreds of times.
+
+    Mostly 72x48; ``jpeg_dct_scaled`` is 1600x1067 so that libjpeg's scaled decode runs, and
+    ``jpeg_exif`` carries an orientation tag, so EXIF parsing meets damaged bytes too.
+    """
     im = thumbnail()
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
     return {
         "jpeg": jpeg(im, quality=80),
+        "jpeg_exif": jpeg(im, quality=80, exif=exif.tobytes()),
+        "jpeg_dct_scaled": jpeg(photo().resize((1600, 1067), Image.Resampling.BILINEAR),
+                                quality=30),
         "png": png(im),
         "webp": webp_lossy(im),
         "webp_lossless": webp_lossless(im),

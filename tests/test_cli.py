@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -85,11 +86,26 @@ def test_max_bytes_refuses_without_reading(library: Path) -> None:
     assert row["status"] == "failed" and "100-byte limit" in row["reason"]
 
 
-def test_demo_builds_and_scores_a_library(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo")])
+def test_demo_runs_the_whole_procedure_on_sqlite(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--dir", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "pixelgrade demo" in result.output
+    output = result.output
+    # The commands run in the README's order, each echoed before its output.
+    steps = [output.index(marker) for marker in (
+        "$ pixelgrade backfill --dry-run", "Dry run complete - no changes made",
+        "$ pixelgrade backfill --db", "$ pixelgrade verify", "Featured images")]
+    assert steps == sorted(steps)
     for expected in ("astronaut-blurry.png", "N/A", "vector image", "HTML page",
                      "heavy compression", "underexposed"):
-        assert expected in result.output
-    assert len(list((tmp_path / "demo").iterdir())) == 19
+        assert expected in output
+    with sqlite3.connect(folder / "library.db") as conn:
+        total, unscored, pending = conn.execute(
+            "SELECT count(*), count(*) - count(quality_score), "
+            "sum(quality_status IS NULL) FROM images").fetchone()
+    assert total == 331 and pending == 0
+    # Exactly the bad files stay unscored: 2 vector, 2 unreadable, 2 missing.
+    assert unscored == 6
+    kinds = [json.loads(line)["kind"]
+             for line in (folder / "backfill-errors.log").read_text().splitlines()]
+    assert sorted(kinds).count("not_found") == 2 and len(kinds) == 4

@@ -82,7 +82,7 @@ def test_lossless_grey_is_exact(photo_grey: np.ndarray) -> None:
 
 
 def test_16_bit_keeps_the_top_byte(photo_grey: np.ndarray) -> None:
-    """65535 is white: the low byte (noise) or clipping at 255 would ruin the picture."""
+    """The top byte is the picture: the low byte or clipping at 255 would be noise or white."""
     decoded = decode(images.png16())
     np.testing.assert_array_equal(decoded.grey, images.png16_array() >> 8)
     np.testing.assert_array_equal(decoded.grey, photo_grey)
@@ -102,7 +102,8 @@ def test_palette_png_is_the_palette_colours() -> None:
 def test_alpha_is_composited_over_neutral_grey(photo_grey: np.ndarray) -> None:
     data, clear = images.rgba_png()
     grey = decode(data).grey
-    assert np.all(grey[clear] == ALPHA_BACKGROUND)  # not black, not white: no fake clipping
+    assert 100 <= ALPHA_BACKGROUND <= 160  # mid grey: not black, not white, no fake clipping
+    assert np.all(grey[clear] == ALPHA_BACKGROUND)
     np.testing.assert_array_equal(grey[~clear], photo_grey[~clear])
     report = score_bytes(data)
     assert "overexposed" not in [i.code for i in report.issues]

@@ -133,9 +133,7 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
                       "the first row still to do (use --resume to continue where it stopped).",
                       highlight=False)
 
-    todo = await asyncio.to_thread(store.count_todo, options.selection)
-    if start_after is not None:
-        todo = await asyncio.to_thread(_count_after, store, options.selection, start_after)
+    todo = await asyncio.to_thread(store.count_todo, options.selection, start_after)
     total = todo + len(retry_rows)
     if options.engine.limit is not None:
         total = min(total, options.engine.limit)
@@ -220,17 +218,6 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
     state.cursor = key_to_json(summary.cursor)
     checkpoints.save(options.checkpoint, state)
     return report
-
-
-def _count_after(store: Store, selection: Selection, after: Any) -> int:
-    """Rows still to do past the cursor (keyset count through the store's own reads)."""
-    count, cursor = 0, after
-    while True:
-        rows = store.fetch_todo(selection, cursor, 10_000)
-        if not rows:
-            return count
-        count += len(rows)
-        cursor = rows[-1].id
 
 
 def _install_handlers(engine: Engine[Row, RowResult], console: Console) -> Callable[[], None]:

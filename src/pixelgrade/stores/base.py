@@ -150,7 +150,9 @@ class Store(Protocol):
         """A stable fingerprint of database + table, for checkpoints (no secrets in it)."""
         ...
 
-    def count_todo(self, selection: Selection) -> int: ...
+    def count_todo(self, selection: Selection, after: Any = None) -> int:
+        """Rows needing work (with id > ``after`` when given)."""
+        ...
 
     def fetch_todo(self, selection: Selection, after: Any, limit: int) -> list[Row]:
         """Up to ``limit`` rows needing work with id > ``after`` (None: from the start), by id."""

@@ -200,9 +200,11 @@ class SqlStore:
                                           version != selection.rescore_version))
         return needs
 
-    def count_todo(self, selection: Selection) -> int:
+    def count_todo(self, selection: Selection, after: Any = None) -> int:
         query = sa.select(sa.func.count()).select_from(self.table).where(
             self.todo_clause(selection))
+        if after is not None:
+            query = query.where(self._c(self.spec.id_column) > after)
         with self._connect() as conn:
             return int(conn.execute(query).scalar_one())
 
