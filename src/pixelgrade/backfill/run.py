@@ -25,7 +25,7 @@ from pixelgrade.backfill.engine import BatchDone, Engine, EngineOptions
 from pixelgrade.backfill.errorlog import ErrorLog, ErrorRecord
 from pixelgrade.backfill.images import ImageScorer, Locator, RowResult, make_pool
 from pixelgrade.backfill.progress import PlainProgress, RichProgress, Tally
-from pixelgrade.errors import CheckpointError
+from pixelgrade.errors import CheckpointError, StoreError
 from pixelgrade.scoring import SCORER_VERSION, ScoringConfig
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy
 from pixelgrade.stores.base import Outcome, Row, Selection, Store
@@ -206,6 +206,11 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         progress.start(tally)
         try:
             summary = await engine.run()
+        except StoreError as exc:
+            raise StoreError(
+                f"{exc}. The checkpoint {options.checkpoint} holds the last committed batch "
+                f"({report.processed} rows done in this run): fix the cause, then continue "
+                "with `pixelgrade backfill --resume`") from exc
         finally:
             progress.stop()
             remove_handlers()
