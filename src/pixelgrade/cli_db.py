@@ -16,7 +16,20 @@ from pixelgrade.backfill.progress import human_duration, make_progress
 from pixelgrade.errors import PixelgradeError
 from pixelgrade.scoring import SCORER_VERSION, Bands, ScoringConfig
 from pixelgrade.scoring.config import DEFAULT_MAX_BYTES
-from pixelgrade.stores import Selection, SqlStore, TableSpec, open_store, resolve_database_url
+from pixelgrade.sources.storage import StorageBucket
+from pixelgrade.stores import (
+    SUPABASE,
+    Selection,
+    SqlStore,
+    Store,
+    SupabaseStore,
+    TableSpec,
+    open_store,
+    resolve_database_url,
+    supabase_settings,
+)
+from pixelgrade.stores.schema import supabase_migration_statements
+from pixelgrade.stores.supabase_sql import function_sql
 from pixelgrade.verify import DEFAULT_MAX_FAILED_SHARE, verify
 
 DbOpt = Annotated[str | None, typer.Option(
@@ -24,7 +37,8 @@ DbOpt = Annotated[str | None, typer.Option(
     "$DATABASE_URL, then DATABASE_URL in ./.env, then sqlite:///pixelgrade.db.")]
 TableOpt = Annotated[str, typer.Option("--table", help="The images table (or schema.table).")]
 IdOpt = Annotated[str, typer.Option("--id-column", help="Primary key column (integer or UUID).")]
-UrlOpt = Annotated[str, typer.Option("--url-column", help="Column with the image URL or path.")]
+UrlOpt = Annotated[str, typer.Option("--url-column", "--path-column",
+                                     help="Column with the image URL or path.")]
 ScoreOpt = Annotated[str, typer.Option("--score-column", help="Column for the 0-100 score.")]
 
 
@@ -64,6 +78,9 @@ def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id
             url_column: UrlOpt = "url", score_column: ScoreOpt = "quality_score",
             sql: Annotated[bool, typer.Option(
                 "--sql", help="Print the DDL for your own migration tool, run nothing.")] = False,
+            supabase: Annotated[bool, typer.Option(
+                "--supabase", help="Also the SQL functions that make a Supabase project fast "
+                "(bulk guarded writes, statistics over REST).")] = False,
             ) -> None:
     """Add pixelgrade's columns and index to an existing images table (idempotent).
 
@@ -75,13 +92,36 @@ def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id
       pixelgrade migrate --db postgresql://app@db/shop --sql > 016_quality_columns.sql
 
       pixelgrade migrate --db sqlite:///app.db --table photos --url-column src
+
+      pixelgrade migrate --supabase --sql    # paste the output into Supabase's SQL editor
     """
     console = Console(stderr=True)
+    spec = _spec(table, id_column, url_column, score_column)
+    url = resolve_database_url(db)
+    if supabase and (sql or url == SUPABASE):
+        # No direct connection: print everything, idempotent, for the SQL editor.
+        statements = [*supabase_migration_statements(spec), *function_sql(spec)]
+        print(";\n\n".join(statements) + ";")
+        if not sql:
+            console.print("Paste the SQL above into the SQL editor of your Supabase project "
+                          "(the REST API cannot change the schema), or rerun with "
+                          "--db postgresql://... (the project's direct connection) to apply it.",
+                          highlight=False)
+        return
+    if url == SUPABASE:
+        raise _fail(console, PixelgradeError(
+            "the REST API cannot change the schema: run `pixelgrade migrate --supabase --sql` "
+            "and paste the SQL into the SQL editor, or pass --db with the project's direct "
+            "PostgreSQL connection string"))
     try:
-        store = SqlStore(resolve_database_url(db),
+        store = SqlStore(url,
                          _spec(table, id_column, url_column, score_column), inspect=False)
         store.columns()  # the table must exist: a clear error otherwise
         statements = store.migration_sql()
+        if supabase:
+            if store.dialect_name != "postgresql":
+                raise PixelgradeError("--supabase needs a PostgreSQL database")
+            statements = [*statements, *function_sql(spec)]
         if sql:
             print(";\n\n".join(statements) + ";")
             return
@@ -129,6 +169,10 @@ def backfill(
     root: Annotated[Path | None, typer.Option(
         help="Folder that relative paths in the URL column are under (default: the "
         "SQLite file's folder, else the working directory).")] = None,
+    bucket: Annotated[str | None, typer.Option(
+        help="Supabase Storage bucket that the paths in --path-column are in.")] = None,
+    public_bucket: Annotated[bool, typer.Option(
+        help="The bucket is public: download by public URL, without the key.")] = False,
     max_bytes: Annotated[int, typer.Option(help="Refuse images larger than this.")] =
         DEFAULT_MAX_BYTES,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary at the end.")]
@@ -148,6 +192,8 @@ def backfill(
       pixelgrade backfill --resume --verbose
 
       pixelgrade backfill --batch-size 10 --delay 2000    # the original script's pace
+
+      pixelgrade backfill --db supabase --bucket photos --path-column storage_path
     """
     console = Console(stderr=as_json, highlight=False, soft_wrap=True)
     try:
@@ -164,6 +210,7 @@ def backfill(
             concurrency=concurrency, checkpoint=checkpoint, error_log=error_log,
             resume=resume, url_template=url_template, root=root,
             scoring=ScoringConfig(max_bytes=max_bytes),
+            storage=_storage(bucket, public_bucket),
         )
         if dry:
             _dry_run(console, store, options, as_json)
@@ -194,9 +241,25 @@ def backfill(
     console.print("Check the result with: pixelgrade verify")
 
 
-def _dry_run(console: Console, store: SqlStore, options: BackfillOptions, as_json: bool) -> None:
+def _storage(bucket: str | None, public: bool) -> StorageBucket | None:
+    """The Supabase Storage bucket images are read from (settings: SUPABASE_URL and, for a
+    private bucket, SUPABASE_SERVICE_ROLE_KEY)."""
+    if bucket is None:
+        if public:
+            raise PixelgradeError("--public-bucket needs --bucket NAME")
+        return None
+    url, key = supabase_settings()
+    return StorageBucket(url, bucket, public=public, key=key)
+
+
+def _dry_run(console: Console, store: Store, options: BackfillOptions, as_json: bool) -> None:
     console.print("DRY RUN MODE - No database changes will be made")
     console.print(f"Connected to {store.describe()}")
+    if isinstance(store, SupabaseStore) and store.write_mode == "patch":
+        console.print("[yellow]Note:[/] the project has no pixelgrade_write_scores function: "
+                      "each score will be written by its own request (slow on a hosted "
+                      "project). Install it with `pixelgrade migrate --supabase --sql` (paste "
+                      "into the SQL editor).")
     caps = store.capabilities
     if not (caps.status and caps.details):
         console.print("[yellow]Note:[/] the table has no quality_status/quality_details columns:"

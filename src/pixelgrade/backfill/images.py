@@ -29,6 +29,7 @@ from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import ScoringConfig, score_bytes
 from pixelgrade.sources.files import read_file
 from pixelgrade.sources.http import HttpFetcher, is_url, redact_url
+from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import Outcome, Row
 
 #: Report keys kept in the details column (score and status have columns of their own; the band
@@ -79,17 +80,22 @@ class Locator:
     """Turns the URL column's value into a URL or a local path.
 
     ``template`` (``--url-template``) may use ``{path}`` (the stored value, leading ``/``
-    removed) and ``{id}``; ``root`` is where relative local paths are looked up.
+    removed) and ``{id}``; ``root`` is where relative local paths are looked up; with
+    ``storage`` (``--bucket``), stored paths are objects in that Supabase Storage bucket.
     """
 
-    def __init__(self, template: str | None = None, root: Path | None = None) -> None:
+    def __init__(self, template: str | None = None, root: Path | None = None,
+                 storage: StorageBucket | None = None) -> None:
         self.template = template
         self.root = root
+        self.storage = storage
 
     def __call__(self, row: Row) -> str:
         value = (row.location or "").strip()
         if not value:
             raise FetchError("the row has no image URL or path", kind="no_location")
+        if self.storage is not None and not is_url(value):
+            return self.storage.url_for(value)
         if self.template and not is_url(value):
             value = (self.template.replace("{path}", value.lstrip("/"))
                      .replace("{id}", str(row.id)))

@@ -28,6 +28,7 @@ from pixelgrade.backfill.progress import PlainProgress, RichProgress, Tally
 from pixelgrade.errors import CheckpointError, StoreError
 from pixelgrade.scoring import SCORER_VERSION, ScoringConfig
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy
+from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import Outcome, Row, Selection, Store
 from pixelgrade.stores.sql import key_to_json
 
@@ -45,6 +46,7 @@ class BackfillOptions:
     root: Path | None = None
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     http: HttpPolicy | None = None
+    storage: StorageBucket | None = None
 
 
 @dataclass
@@ -194,10 +196,11 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
     http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
     async with AsyncExitStack() as stack:
         fetcher = await stack.enter_async_context(
-            HttpFetcher(http_policy, concurrency=options.concurrency))
+            HttpFetcher(http_policy, concurrency=options.concurrency,
+                        origin_headers=_credentials(options)))
         pool = stack.enter_context(make_pool(options.workers))
         scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
-                             Locator(options.url_template, options.root))
+                             Locator(options.url_template, options.root, options.storage))
         engine: Engine[Row, RowResult] = Engine(
             _StoreCollection(store, options.selection), scorer, options.engine,
             start_after=start_after, retry_items=retry_rows, on_batch=on_batch)
@@ -223,6 +226,10 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
     state.cursor = key_to_json(summary.cursor)
     checkpoints.save(options.checkpoint, state)
     return report
+
+
+def _credentials(options: BackfillOptions) -> dict[str, dict[str, str]]:
+    return options.storage.credentials() if options.storage is not None else {}
 
 
 def _install_handlers(engine: Engine[Row, RowResult], console: Console) -> Callable[[], None]:
@@ -283,10 +290,11 @@ def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> Dr
 
     async def score_sample() -> tuple[list[RowResult], float]:
         http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
-        async with HttpFetcher(http_policy, concurrency=options.concurrency) as fetcher:
+        async with HttpFetcher(http_policy, concurrency=options.concurrency,
+                               origin_headers=_credentials(options)) as fetcher:
             with make_pool(options.workers) as pool:
                 scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
-                                     Locator(options.url_template, options.root))
+                                     Locator(options.url_template, options.root, options.storage))
                 # Warm the pool so process start-up does not count against the estimate.
                 await asyncio.gather(*(asyncio.get_running_loop().run_in_executor(pool, abs, 0)
                                        for _ in range(options.workers)))

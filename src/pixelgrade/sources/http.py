@@ -33,7 +33,7 @@ import re
 import time
 import urllib.parse
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from types import TracebackType
@@ -157,6 +157,7 @@ class HttpFetcher:
         concurrency: int = 32,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: random.Random | None = None,
+        origin_headers: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -166,6 +167,18 @@ class HttpFetcher:
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(concurrency)
         self._client = httpx.AsyncClient(**_client_options(self.policy, concurrency))
+        # Credentials for one origin (e.g. a Supabase project's Storage): sent only to that
+        # scheme://host:port, and taken off again when a redirect leaves it.
+        self._origin_headers = {_origin(httpx.URL(origin)): dict(headers)
+                                for origin, headers in (origin_headers or {}).items()}
+        self._credential_names = {name.lower() for headers in self._origin_headers.values()
+                                  for name in headers}
+
+    def _with_credentials(self, request: httpx.Request) -> httpx.Request:
+        for name in self._credential_names:
+            request.headers.pop(name, None)
+        request.headers.update(self._origin_headers.get(_origin(request.url), {}))
+        return request
 
     async def __aenter__(self) -> HttpFetcher:
         return self
@@ -206,8 +219,8 @@ class HttpFetcher:
         policy = self.policy
         body: _Body | None = None
         try:
-            response = await self._client.send(self._client.build_request("GET", url),
-                                               stream=True)
+            response = await self._client.send(
+                self._with_credentials(self._client.build_request("GET", url)), stream=True)
             try:
                 redirects = 0
                 while response.next_request is not None:
@@ -215,7 +228,8 @@ class HttpFetcher:
                     if redirects > policy.max_redirects:
                         raise _too_many_redirects(policy)
                     await response.aclose()
-                    response = await self._client.send(response.next_request, stream=True)
+                    response = await self._client.send(
+                        self._with_credentials(response.next_request), stream=True)
                 body = _Body.for_response(response, policy, url)
                 async for chunk in response.aiter_raw():
                     body.feed(chunk)
@@ -302,6 +316,11 @@ def _client_options(policy: HttpPolicy, concurrency: int) -> dict[str, object]:
         "headers": {"User-Agent": policy.user_agent, "Accept": "image/*,*/*;q=0.5",
                     "Accept-Encoding": "identity"},
     }
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
 
 
 def _check_url(url: str) -> None:

@@ -1,4 +1,4 @@
-"""Stores: the user's images table in SQLite (the embedded default) or PostgreSQL.
+"""Stores: the user's images table in SQLite (the embedded default), PostgreSQL or Supabase.
 
 >>> from pixelgrade.stores import open_store, TableSpec
 >>> store = open_store("sqlite:///pixelgrade.db", TableSpec(table="images"))  # doctest: +SKIP
@@ -24,9 +24,11 @@ from pixelgrade.stores.base import (
     TableSpec,
 )
 from pixelgrade.stores.sql import SqlStore, database_url, key_to_json
+from pixelgrade.stores.supabase import SupabaseStore, supabase_configured, supabase_settings
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "SUPABASE",
     "Capabilities",
     "Outcome",
     "Row",
@@ -34,20 +36,28 @@ __all__ = [
     "SqlStore",
     "Store",
     "StoreStats",
+    "SupabaseStore",
     "TableSpec",
     "database_url",
     "key_to_json",
     "open_store",
     "resolve_database_url",
+    "supabase_settings",
 ]
 
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_DATABASE_URL = "sqlite:///pixelgrade.db"
 
 
+#: ``--db`` value that selects the Supabase store (settings from SUPABASE_URL and
+#: SUPABASE_SERVICE_ROLE_KEY).
+SUPABASE = "supabase"
+
+
 def resolve_database_url(db: str | None, env_file: Path | None = None) -> str:
-    """``--db`` if given, else ``DATABASE_URL`` from the environment, else from ``.env`` in the
-    working directory, else the embedded SQLite default."""
+    """``--db`` if given, else ``DATABASE_URL`` (environment, then ``./.env``), else
+    ``supabase`` when ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY`` are set (environment
+    or ``./.env``), else the embedded SQLite default."""
     if db:
         return db
     if os.environ.get("DATABASE_URL"):
@@ -57,10 +67,15 @@ def resolve_database_url(db: str | None, env_file: Path | None = None) -> str:
         value = dotenv_values(env_file).get("DATABASE_URL")
         if value:
             return value
+    if supabase_configured(env_file):
+        return SUPABASE
     return DEFAULT_DATABASE_URL
 
 
 def open_store(db: str, spec: TableSpec | None = None, *, must_exist: bool = True,
-               inspect: bool = True) -> SqlStore:
+               inspect: bool = True) -> SqlStore | SupabaseStore:
     """Open the store that ``db`` names (see :func:`resolve_database_url`)."""
+    if db == SUPABASE or db.startswith("supabase:"):
+        url, key = supabase_settings()
+        return SupabaseStore(url, key, spec)
     return SqlStore(db, spec, must_exist=must_exist, inspect=inspect)

@@ -96,3 +96,14 @@ def create_table_statements(dialect: Dialect, spec: TableSpec) -> list[str]:
     )
     existing = {spec.id_column.lower(), spec.url_column.lower(), "created_at"}
     return [create, *migration_statements(dialect, spec, existing)]
+
+
+def supabase_migration_statements(spec: TableSpec) -> list[str]:
+    """PostgreSQL DDL for a table whose columns are unknown (no direct connection): every
+    column with ``IF NOT EXISTS``, and a plain ``CREATE INDEX`` (the SQL editor runs a script
+    in one transaction, where ``CONCURRENTLY`` is not allowed)."""
+    from sqlalchemy.dialects import postgresql
+
+    statements = migration_statements(postgresql.dialect(), spec, set())
+    return [statement.replace("CREATE INDEX CONCURRENTLY", "CREATE INDEX")
+            for statement in statements]

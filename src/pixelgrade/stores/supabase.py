@@ -1,0 +1,396 @@
+"""A Supabase project as a store: the images table through its REST API (PostgREST).
+
+For users who have only ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY``. Everything goes
+through the official ``supabase`` client:
+
+* reads are keyset pages (``id=gt.<cursor>&order=id&limit=n``); the project's ``max-rows``
+  cap (1,000 on hosted Supabase) may shorten a page, which is harmless because the engine
+  only stops on an empty page;
+* counts use ``Prefer: count=exact`` on ``HEAD`` requests;
+* writes call ``pixelgrade_write_scores`` (see :mod:`pixelgrade.stores.supabase_sql`), one RPC
+  per batch, when the project has it; otherwise each row is a PATCH whose filter carries the
+  guard (``quality_score=is.null``...), a few in flight at once. ``write_mode`` says which;
+* 429 and 5xx answers are retried with backoff; an expired or wrong key is reported as such.
+
+The service-role key is a secret: it is handed to the client and to nothing else; messages
+name the project by host only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from dotenv import dotenv_values
+
+from pixelgrade.errors import BackfillLockedError, StoreError
+from pixelgrade.stores.base import (
+    Capabilities,
+    Outcome,
+    Row,
+    Selection,
+    StoreStats,
+    TableSpec,
+    chunks,
+)
+from pixelgrade.stores.supabase_sql import STATS_FUNCTION, WRITE_FUNCTION
+
+URL_VARIABLE = "SUPABASE_URL"
+KEY_VARIABLE = "SUPABASE_SERVICE_ROLE_KEY"
+#: PATCH requests in flight when the bulk-write function is missing.
+PATCH_CONCURRENCY = 8
+#: Ids per ``in.(...)`` filter (keeps the URL short).
+IDS_PER_REQUEST = 200
+#: Attempts for a request answered with 429/5xx or cut by the network.
+ATTEMPTS = 5
+
+T = TypeVar("T")
+
+
+def supabase_settings(env_file: Path | None = None) -> tuple[str, str]:
+    """``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY`` from the environment, else from
+    ``./.env``; a clear error naming what is missing and where it was looked for."""
+    env_file = env_file or Path.cwd() / ".env"
+    from_file = dotenv_values(env_file) if env_file.is_file() else {}
+    values = {name: os.environ.get(name) or from_file.get(name)
+              for name in (URL_VARIABLE, KEY_VARIABLE)}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        where = f"the environment or {env_file}" + ("" if env_file.is_file() else
+                                                     " (which does not exist)")
+        raise StoreError(
+            f"Missing required environment variable{'s' if len(missing) > 1 else ''}: "
+            f"{', '.join(missing)} (looked in {where}). Set them, e.g. in .env:\n"
+            f"  {URL_VARIABLE}=https://your-project.supabase.co\n"
+            f"  {KEY_VARIABLE}=your-service-role-key"
+        )
+    return str(values[URL_VARIABLE]), str(values[KEY_VARIABLE])
+
+
+def supabase_configured(env_file: Path | None = None) -> bool:
+    try:
+        supabase_settings(env_file)
+    except StoreError:
+        return False
+    return True
+
+
+class SupabaseStore:
+    """The images table of a Supabase project, reached through its REST API."""
+
+    dialect_name = "supabase"
+
+    def __init__(self, url: str, key: str, spec: TableSpec | None = None, *,
+                 timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        from supabase import ClientOptions, create_client
+
+        self.url = url.rstrip("/")
+        self.host = urlsplit(self.url).netloc or self.url
+        self.spec = spec or TableSpec()
+        self._sleep = sleep
+        try:
+            self.client = create_client(self.url, key, options=ClientOptions(
+                postgrest_client_timeout=timeout, postgrest_client_retry=False,
+                auto_refresh_token=False, persist_session=False, schema=self.spec.schema
+                or "public"))
+        except Exception as exc:  # the client validates URL and key format
+            raise StoreError(f"cannot use the Supabase settings for {self.host}: "
+                             f"{_message(exc)}") from exc
+        self.capabilities = Capabilities(status=False, details=False, scored_at=False)
+        self.write_mode = "rpc"
+        self.refresh()
+
+    # -- inspection ----------------------------------------------------------------------
+
+    def _table(self) -> Any:
+        return self.client.table(self.spec.name)
+
+    def _has_column(self, column: str) -> bool:
+        try:
+            self._call(lambda: self._table().select(column).limit(0).execute())
+        except StoreError as exc:
+            if "column" in str(exc) and "does not exist" in str(exc):
+                return False
+            raise
+        return True
+
+    def refresh(self) -> None:
+        spec = self.spec
+        for what, column in (("id column", spec.id_column), ("url column", spec.url_column),
+                             ("score column", spec.score_column)):
+            if not self._has_column(column):
+                hint = ("add it with `pixelgrade migrate --supabase --sql` (paste the SQL into "
+                        "the SQL editor)" if what == "score column"
+                        else f"pass --{what.split()[0]}-column NAME")
+                raise StoreError(f"{what} {column!r} not found in table {spec.table!r} of "
+                                 f"Supabase project {self.host}; {hint}")
+        self.capabilities = Capabilities(
+            status=self._has_column(spec.status_column),
+            details=self._has_column(spec.details_column),
+            scored_at=self._has_column(spec.scored_at_column),
+        )
+        self.write_mode = "rpc" if self._has_write_function() else "patch"
+
+    def _has_write_function(self) -> bool:
+        caps = self.capabilities
+        if not (caps.status and caps.details and caps.scored_at):
+            return False
+        try:
+            self._call(lambda: self.client.rpc(WRITE_FUNCTION, {"results": []}).execute())
+        except StoreError as exc:
+            if "PGRST202" in str(exc) or "Could not find the function" in str(exc):
+                return False
+            raise
+        return True
+
+    def describe(self) -> str:
+        return f"Supabase project {self.host}, table {self.spec.table}"
+
+    def describe_database(self) -> str:
+        return f"Supabase project {self.host}"
+
+    def identity(self) -> str:
+        return f"supabase:{self.host}#{self.spec.table}.{self.spec.score_column}"
+
+    # -- filters -------------------------------------------------------------------------
+
+    def _todo_filter(self, selection: Selection) -> str:
+        """The selection as one PostgREST logic expression (for ``or=(...)``)."""
+        spec, caps = self.spec, self.capabilities
+        needs = [f"{spec.score_column}.is.null"]
+        if caps.status:
+            allowed = [f"{spec.status_column}.is.null", f"{spec.status_column}.eq.scored"]
+            if selection.retry_failed:
+                allowed.append(f"{spec.status_column}.eq.failed")
+            needs.append(f"or({','.join(allowed)})")
+        expression = f"and({','.join(needs)})"
+        if selection.rescore_version is not None:
+            if not caps.details:
+                raise StoreError(f"--rescore-version needs the {spec.details_column!r} column; "
+                                 "add it with `pixelgrade migrate --supabase --sql`")
+            version = f"{spec.details_column}->>scorer_version"
+            older = (f"and({version}.not.is.null,"
+                     f"{version}.neq.{_quote_value(selection.rescore_version)})")
+            expression = f"or({expression},{older})"
+        return expression
+
+    def _filtered(self, builder: Any, selection: Selection) -> Any:
+        # PostgREST's or=(...) takes a list; a single and(...)/or(...) group goes inside it.
+        return builder.or_(self._todo_filter(selection))
+
+    # -- reading -------------------------------------------------------------------------
+
+    def count_todo(self, selection: Selection, after: Any = None) -> int:
+        def request() -> Any:
+            query = self._filtered(
+                self._table().select(self.spec.id_column, count="exact", head=True), selection)
+            if after is not None:
+                query = query.gt(self.spec.id_column, after)
+            return query.execute()
+        return int(self._call(request).count or 0)
+
+    def fetch_todo(self, selection: Selection, after: Any, limit: int) -> list[Row]:
+        spec = self.spec
+
+        def request() -> Any:
+            query = self._filtered(
+                self._table().select(f"{spec.id_column},{spec.url_column}"), selection)
+            if after is not None:
+                query = query.gt(spec.id_column, after)
+            return query.order(spec.id_column).limit(limit).execute()
+        rows = self._call(request).data or []
+        return [Row(row[spec.id_column], row.get(spec.url_column)) for row in rows]
+
+    def fetch_rows(self, selection: Selection, ids: Sequence[Any]) -> list[Row]:
+        spec = self.spec
+        found: list[Row] = []
+        for part in chunks([str(i) for i in ids], IDS_PER_REQUEST):
+            def request(part: Sequence[str] = part) -> Any:
+                return self._filtered(
+                    self._table().select(f"{spec.id_column},{spec.url_column}"),
+                    selection).in_(spec.id_column, list(part)).order(spec.id_column).execute()
+            found.extend(Row(row[spec.id_column], row.get(spec.url_column))
+                         for row in self._call(request).data or [])
+        return sorted(found, key=lambda row: row.id)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _values(self, outcome: Outcome) -> dict[str, Any]:
+        spec, caps = self.spec, self.capabilities
+        values: dict[str, Any] = {spec.score_column: outcome.score}
+        if caps.status:
+            values[spec.status_column] = outcome.status
+        if caps.details:
+            values[spec.details_column] = outcome.details
+        return values
+
+    def write(self, selection: Selection, outcomes: Sequence[Outcome]) -> int:
+        if not outcomes:
+            return 0
+        if self.write_mode == "rpc":
+            results = [{self.spec.id_column: o.id, **self._values(o)} for o in outcomes]
+            params = {"results": results, "retry_failed": selection.retry_failed,
+                      "rescore_version": selection.rescore_version}
+            response = self._call(lambda: self.client.rpc(WRITE_FUNCTION, params).execute())
+            return int(response.data or 0)
+        with ThreadPoolExecutor(PATCH_CONCURRENCY) as pool:
+            return sum(pool.map(lambda o: self._patch(selection, o), outcomes))
+
+    def _patch(self, selection: Selection, outcome: Outcome) -> int:
+        spec = self.spec
+        values = self._values(outcome)
+        if self.capabilities.scored_at:
+            values[spec.scored_at_column] = "now"  # PostgreSQL's special timestamp input
+
+        def request() -> Any:
+            return self._filtered(self._table().update(values), selection).eq(
+                spec.id_column, outcome.id).execute()
+        return len(self._call(request).data or [])
+
+    # -- statistics ----------------------------------------------------------------------
+
+    def stats(self, high_from: int = 70, medium_from: int = 40) -> StoreStats:
+        try:
+            figures = self._call(lambda: self.client.rpc(
+                STATS_FUNCTION, {"high_from": high_from, "medium_from": medium_from}).execute()
+            ).data
+        except StoreError as exc:
+            if "PGRST202" not in str(exc) and "Could not find the function" not in str(exc):
+                raise
+            return self._stats_by_counting(high_from, medium_from)
+        return StoreStats(
+            total=int(figures["total"]), with_score=int(figures["with_score"]),
+            average=None if figures["average"] is None else float(figures["average"]),
+            minimum=figures["minimum"], maximum=figures["maximum"],
+            bands={"high": figures["high"], "medium": figures["medium"], "low": figures["low"],
+                   "unscored": int(figures["total"]) - int(figures["with_score"])},
+            statuses={k: int(v) for k, v in (figures["statuses"] or {}).items()},
+            histogram=[int(n) for n in figures["histogram"]],
+        )
+
+    def _count(self, apply: Callable[[Any], Any]) -> int:
+        response = self._call(lambda: apply(
+            self._table().select(self.spec.id_column, count="exact", head=True)).execute())
+        return int(response.count or 0)
+
+    def _stats_by_counting(self, high_from: int, medium_from: int) -> StoreStats:
+        """Without the stats function: counts by HEAD requests, the average by paging scores."""
+        score = self.spec.score_column
+        total = self._count(lambda q: q)
+        with_score = self._count(lambda q: q.not_.is_(score, "null"))
+        histogram = [self._count(lambda q, i=i: q.gte(score, 10 * i).lt(
+            score, 10 * i + 10 if i < 9 else 101)) for i in range(10)]
+        bands = {
+            "high": self._count(lambda q: q.gte(score, high_from)),
+            "medium": self._count(lambda q: q.gte(score, medium_from).lt(score, high_from)),
+            "low": self._count(lambda q: q.lt(score, medium_from)),
+            "unscored": total - with_score,
+        }
+        pending = self.count_todo(Selection())
+        statuses = {"pending": pending}
+        if self.capabilities.status:
+            status = self.spec.status_column
+            for name in ("failed", "skipped"):
+                statuses[name] = self._count(lambda q, name=name: q.eq(status, name))
+        statuses["scored"] = with_score
+        scores = list(self._scores())
+        return StoreStats(
+            total=total, with_score=with_score,
+            average=round(sum(scores) / len(scores), 2) if scores else None,
+            minimum=min(scores) if scores else None, maximum=max(scores) if scores else None,
+            bands=bands, statuses={k: v for k, v in statuses.items() if v}, histogram=histogram)
+
+    def _scores(self) -> Iterator[int]:
+        spec, after = self.spec, None
+        while True:
+            def request(after: Any = after) -> Any:
+                query = self._table().select(f"{spec.id_column},{spec.score_column}").not_.is_(
+                    spec.score_column, "null")
+                if after is not None:
+                    query = query.gt(spec.id_column, after)
+                return query.order(spec.id_column).limit(1000).execute()
+            rows = self._call(request).data or []
+            if not rows:
+                return
+            yield from (int(row[spec.score_column]) for row in rows)
+            after = rows[-1][spec.id_column]
+
+    # -- misc ----------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One backfill per table *from this machine* (a lock file under the working
+        directory); PostgREST pools its connections, so a database session lock cannot be
+        held across requests."""
+        import fcntl
+
+        folder = Path.cwd() / ".pixelgrade"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{self.host.replace(':', '_')}-{self.spec.table}.backfill.lock"
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise BackfillLockedError(
+                    f"another backfill from this machine is running on table "
+                    f"{self.spec.table} of Supabase project {self.host} (lock file {path})"
+                ) from exc
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def key_from_json(self, value: Any) -> Any:
+        return value
+
+    def _call(self, request: Callable[[], T]) -> T:
+        """Run one REST request; retry 429/5xx and network errors with backoff."""
+        from postgrest.exceptions import APIError
+
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return request()
+            except APIError as exc:
+                code = str(exc.code or "")
+                if code in ("PGRST301", "PGRST302", "PGRST303") or "JWT" in str(exc.message):
+                    raise StoreError(
+                        f"Supabase project {self.host} refused the key ({exc.message}): check "
+                        f"{KEY_VARIABLE}; it must be the service-role key, not the anon key, "
+                        "and not expired") from exc
+                if code in ("42501",):
+                    raise StoreError(
+                        f"permission denied on table {self.spec.table} of Supabase project "
+                        f"{self.host}: use the service-role key ({KEY_VARIABLE})") from exc
+                transient = code in ("429", "500", "502", "503", "504", "520", "PGRST000",
+                                     "PGRST001", "PGRST003")
+                if not transient or attempt == ATTEMPTS:
+                    raise StoreError(f"Supabase project {self.host}: {_message(exc)}") from exc
+            except httpx.HTTPError as exc:
+                if attempt == ATTEMPTS:
+                    raise StoreError(f"cannot reach Supabase project {self.host}: "
+                                     f"{_message(exc)}") from exc
+            self._sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Nothing to release: the client's HTTP connections close with it."""
+
+
+def _quote_value(value: str) -> str:
+    """A value for a PostgREST logic expression (quoted if it has reserved characters)."""
+    if any(ch in value for ch in ',.:()"\\ '):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+def _message(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    code = getattr(exc, "code", None)
+    return f"{message} ({code})" if code else str(message)
