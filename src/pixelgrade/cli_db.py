@@ -96,8 +96,11 @@ def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id
       pixelgrade migrate --supabase --sql    # paste the output into Supabase's SQL editor
     """
     console = Console(stderr=True)
-    spec = _spec(table, id_column, url_column, score_column)
-    url = resolve_database_url(db)
+    try:
+        spec = _spec(table, id_column, url_column, score_column)
+        url = resolve_database_url(db)
+    except PixelgradeError as exc:
+        raise _fail(console, exc) from exc
     if supabase and (sql or url == SUPABASE):
         # No direct connection: print everything, idempotent, for the SQL editor.
         statements = [*supabase_migration_statements(spec), *function_sql(spec)]
