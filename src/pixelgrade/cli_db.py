@@ -28,13 +28,15 @@ from pixelgrade.stores import (
     resolve_database_url,
     supabase_settings,
 )
-from pixelgrade.stores.schema import supabase_migration_statements
+from pixelgrade.stores.schema import create_table_statements, supabase_migration_statements
 from pixelgrade.stores.supabase_sql import function_sql
 from pixelgrade.verify import DEFAULT_MAX_FAILED_SHARE, verify
 
 DbOpt = Annotated[str | None, typer.Option(
-    "--db", help="Database URL: sqlite:///file.db or postgresql://user@host/db. Default: "
-    "$DATABASE_URL, then DATABASE_URL in ./.env, then sqlite:///pixelgrade.db.")]
+    "--db", help="Database URL: sqlite:///file.db or postgresql://user@host/db, or 'supabase' "
+    "(the project's REST API; SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY from the environment "
+    "or ./.env). Default: $DATABASE_URL, then DATABASE_URL in ./.env, then supabase when "
+    "either of those two is set, then sqlite:///pixelgrade.db.")]
 TableOpt = Annotated[str, typer.Option("--table", help="The images table (or schema.table).")]
 IdOpt = Annotated[str, typer.Option("--id-column", help="Primary key column (integer or UUID).")]
 UrlOpt = Annotated[str, typer.Option("--url-column", "--path-column",
@@ -62,9 +64,17 @@ def init(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id",
     """
     console = Console(stderr=True)
     try:
-        store = open_store(resolve_database_url(db), _spec(table, id_column, url_column,
-                                                           score_column),
-                           must_exist=False, inspect=False)
+        spec = _spec(table, id_column, url_column, score_column)
+        url = resolve_database_url(db)
+        if url == SUPABASE:
+            # The REST API cannot create tables: the DDL and the functions, for the SQL editor.
+            from sqlalchemy.dialects import postgresql
+
+            statements = [statement.replace("CREATE INDEX CONCURRENTLY", "CREATE INDEX")
+                          for statement in create_table_statements(postgresql.dialect(), spec)]
+            _print_supabase_sql(console, [*statements, *function_sql(spec)], sql)
+            return
+        store = open_store(url, spec, must_exist=False, inspect=False)
         if sql:
             print(";\n\n".join(store.init_sql()) + ";")
             return
@@ -101,21 +111,12 @@ def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id
         url = resolve_database_url(db)
     except PixelgradeError as exc:
         raise _fail(console, exc) from exc
-    if supabase and (sql or url == SUPABASE):
-        # No direct connection: print everything, idempotent, for the SQL editor.
-        statements = [*supabase_migration_statements(spec), *function_sql(spec)]
-        print(";\n\n".join(statements) + ";")
-        if not sql:
-            console.print("Paste the SQL above into the SQL editor of your Supabase project "
-                          "(the REST API cannot change the schema), or rerun with "
-                          "--db postgresql://... (the project's direct connection) to apply it.",
-                          highlight=False)
+    if url == SUPABASE or (supabase and sql):
+        # No direct connection: print everything, idempotent, for the SQL editor (a Supabase
+        # project always gets the functions, with or without --supabase).
+        _print_supabase_sql(console, [*supabase_migration_statements(spec), *function_sql(spec)],
+                            sql)
         return
-    if url == SUPABASE:
-        raise _fail(console, PixelgradeError(
-            "the REST API cannot change the schema: run `pixelgrade migrate --supabase --sql` "
-            "and paste the SQL into the SQL editor, or pass --db with the project's direct "
-            "PostgreSQL connection string"))
     try:
         store = SqlStore(url,
                          _spec(table, id_column, url_column, score_column), inspect=False)
@@ -135,6 +136,15 @@ def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id
                       highlight=False)
     except PixelgradeError as exc:
         raise _fail(console, exc) from exc
+
+
+def _print_supabase_sql(console: Console, statements: list[str], sql_only: bool) -> None:
+    print(";\n\n".join(statements) + ";")
+    if not sql_only:
+        console.print("Paste the SQL above into the SQL editor of your Supabase project "
+                      "(the REST API cannot change the schema), or rerun with "
+                      "--db postgresql://... (the project's direct connection) to apply it.",
+                      highlight=False)
 
 
 def backfill(

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from pixelgrade.scoring import ScoringConfig, decode, score_bytes
 from pixelgrade.scoring.config import WORKING_LONG_SIDE, WORKING_SIDE_SLACK
-from pixelgrade.scoring.decode import ALPHA_BACKGROUND
+from pixelgrade.scoring.decode import ALPHA_BACKGROUND, reduce_to_working_size
 from tests import images
 from tests.images import HEIGHT, WIDTH
 
@@ -216,8 +216,30 @@ def test_large_lossless_image_is_resized_to_the_working_size() -> None:
     big = Image.fromarray(np.tile(np.asarray(images.photo()), (4, 4, 1)))  # 2400x1600
     decoded = decode(images.bmp(big))
     assert (decoded.width, decoded.height) == (2400, 1600)
-    assert decoded.grey.shape == (round(1600 * WORKING_LONG_SIDE / 2400), WORKING_LONG_SIDE)
-    assert decoded.scale == pytest.approx(WORKING_LONG_SIDE / 2400, rel=0.01)
+    # An integer factor (3) lands the long side in the working range: 800 x 533.
+    assert decoded.grey.shape == (533, 800)
+    assert WORKING_LONG_SIDE * WORKING_SIDE_SLACK <= max(decoded.grey.shape) <= WORKING_LONG_SIDE
+    assert decoded.scale == pytest.approx(800 / 2400, rel=0.01)
+
+
+@pytest.mark.parametrize(("shape", "expected"), [
+    ((3000, 4000), (750, 1000)),    # factor 4
+    ((1155, 1732), (577, 866)),     # factor 2 (the last row is dropped)
+    ((1500, 1200), (1024, 819)),    # no integer factor fits: general resampling
+    ((1, 100_000), (1, 1024)),      # too thin for a block average
+    ((700, 1000), (700, 1000)),     # already small enough
+])
+def test_reduction_to_the_working_size(shape: tuple[int, int],
+                                       expected: tuple[int, int]) -> None:
+    grid = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    assert reduce_to_working_size(grid).shape == expected
+
+
+def test_integer_reduction_is_a_block_mean() -> None:
+    grid = np.arange(36, dtype=np.uint8).reshape(6, 6).repeat(400, 0).repeat(400, 1)
+    reduced = reduce_to_working_size(grid)  # 2400 px: factor 3, exact block means
+    assert reduced.shape == (800, 800)
+    assert reduced[0, 0] == 0 and reduced[-1, -1] == 35
 
 
 def test_max_pixels_allows_an_image_exactly_at_the_limit() -> None:

@@ -18,6 +18,8 @@ name the project by host only.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -75,11 +77,13 @@ def supabase_settings(env_file: Path | None = None) -> tuple[str, str]:
 
 
 def supabase_configured(env_file: Path | None = None) -> bool:
-    try:
-        supabase_settings(env_file)
-    except StoreError:
-        return False
-    return True
+    """True when either variable is set (environment or ``./.env``): the user means
+    Supabase, and a missing one is then reported by :func:`supabase_settings` instead of
+    silently falling back to another database."""
+    env_file = env_file or Path.cwd() / ".env"
+    from_file = dotenv_values(env_file) if env_file.is_file() else {}
+    return any(os.environ.get(name) or from_file.get(name)
+               for name in (URL_VARIABLE, KEY_VARIABLE))
 
 
 class SupabaseStore:
@@ -95,6 +99,13 @@ class SupabaseStore:
         self.host = urlsplit(self.url).netloc or self.url
         self.spec = spec or TableSpec()
         self._sleep = sleep
+        role = _key_role(key)
+        if role is not None and role != "service_role":
+            raise StoreError(
+                f"{KEY_VARIABLE} holds the project's {role!r} key, not the service-role key: "
+                "pixelgrade must read and write every row, whatever the row-level security "
+                f"policies; copy the service_role (secret) key of {self.host} from the "
+                "dashboard (Project Settings > API)")
         try:
             self.client = create_client(self.url, key, options=ClientOptions(
                 postgrest_client_timeout=timeout, postgrest_client_retry=False,
@@ -244,15 +255,20 @@ class SupabaseStore:
             return sum(pool.map(lambda o: self._patch(selection, o), outcomes))
 
     def _patch(self, selection: Selection, outcome: Outcome) -> int:
+        from postgrest.types import CountMethod, ReturnMethod
+
         spec = self.spec
         values = self._values(outcome)
         if self.capabilities.scored_at:
             values[spec.scored_at_column] = "now"  # PostgreSQL's special timestamp input
 
         def request() -> Any:
-            return self._filtered(self._table().update(values), selection).eq(
+            # Count, not representation: PostgREST applies the or=(...) guard to the returned
+            # rows too, where a row just scored no longer matches it (the data is empty).
+            return self._filtered(self._table().update(
+                values, count=CountMethod.exact, returning=ReturnMethod.minimal), selection).eq(
                 spec.id_column, outcome.id).execute()
-        return len(self._call(request).data or [])
+        return int(self._call(request).count or 0)
 
     # -- statistics ----------------------------------------------------------------------
 
@@ -359,7 +375,8 @@ class SupabaseStore:
                 return request()
             except APIError as exc:
                 code = str(exc.code or "")
-                if code in ("PGRST301", "PGRST302", "PGRST303") or "JWT" in str(exc.message):
+                if code in ("401", "PGRST301", "PGRST302", "PGRST303") or any(
+                        text in str(exc.message) for text in ("JWT", "API key")):
                     raise StoreError(
                         f"Supabase project {self.host} refused the key ({exc.message}): check "
                         f"{KEY_VARIABLE}; it must be the service-role key, not the anon key, "
@@ -381,6 +398,23 @@ class SupabaseStore:
 
     def close(self) -> None:
         """Nothing to release: the client's HTTP connections close with it."""
+
+
+def _key_role(key: str) -> str | None:
+    """The ``role`` claim of a JWT-format API key (read, not verified: only to tell the anon
+    key from the service-role key early), ``"publishable"`` for an ``sb_publishable_`` key,
+    else None."""
+    if key.startswith("sb_publishable_"):
+        return "publishable"
+    parts = key.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    role = claims.get("role") if isinstance(claims, dict) else None
+    return role if isinstance(role, str) else None
 
 
 def _quote_value(value: str) -> str:
