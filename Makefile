@@ -33,6 +33,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(PY) bench/speed.py
 	$(PY) bench/validity.py
+	$(PY) bench/backfill.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info pixelgrade-demo
