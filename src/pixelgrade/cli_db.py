@@ -176,7 +176,8 @@ def backfill(
     retry_failed: Annotated[bool, typer.Option(
         help="Also redo rows recorded as failed.")] = False,
     rescore_version: Annotated[bool, typer.Option(
-        "--rescore-version", help="Also redo rows scored by another scorer version.")] = False,
+        "--rescore-version",
+        help="Also redo rows scored, skipped or failed by another scorer version.")] = False,
     url_template: Annotated[str | None, typer.Option(
         help="Turn stored paths into URLs, e.g. 'https://cdn.example.com/{path}'.")] = None,
     root: Annotated[Path | None, typer.Option(

@@ -7,7 +7,8 @@ quoted by SQLAlchemy and no value is ever pasted into SQL text.
 Writes are one transaction per batch and guarded: a row is updated only if it still matches the
 :class:`~pixelgrade.stores.base.Selection` it was picked by. On PostgreSQL the batch is one
 ``UPDATE ... FROM (VALUES ...) ... RETURNING`` statement; on SQLite (in-process, no round trips)
-an ``executemany`` of the same guarded UPDATE.
+the same guarded UPDATE once per row, inside the batch's transaction, so each row's count of
+updated rows is known.
 """
 
 from __future__ import annotations
@@ -28,12 +29,18 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from pixelgrade.errors import BackfillLockedError, StoreError
 from pixelgrade.stores.base import (
     Capabilities,
+    ImagePage,
+    ImageQuery,
+    ImageRecord,
     Outcome,
     Row,
+    Segment,
     Selection,
     StoreStats,
     TableSpec,
     chunks,
+    cut_page,
+    page_segments,
 )
 from pixelgrade.stores.schema import create_table_statements, migration_statements
 
@@ -436,6 +443,118 @@ class SqlStore:
             raise StoreError(f"schema change on {self.describe()} failed: "
                              f"{_first_line(exc)}") from exc
 
+    # -- the gallery (pixelgrade serve) --------------------------------------------------
+
+    def _record_columns(self) -> list[sa.ColumnClause[Any]]:
+        spec, caps = self.spec, self.capabilities
+        names = [spec.id_column, spec.url_column, spec.score_column]
+        names += [name for name, present in ((spec.status_column, caps.status),
+                                             (spec.details_column, caps.details),
+                                             (spec.scored_at_column, caps.scored_at))
+                  if present]
+        return [self._c(name) for name in names]
+
+    def _record(self, row: sa.Row[Any]) -> ImageRecord:
+        spec, values = self.spec, row._mapping
+        details = values.get(spec.details_column)
+        if isinstance(details, str):  # JSON text written by someone else's driver
+            try:
+                details = json.loads(details)
+            except ValueError:
+                details = None
+        return ImageRecord(
+            id=values[spec.id_column], location=values[spec.url_column],
+            score=values[spec.score_column], status=values.get(spec.status_column),
+            details=details if isinstance(details, dict) else None,
+            scored_at=values.get(spec.scored_at_column))
+
+    def _segment_select(self, segment: Segment, limit: int) -> sa.Select[Any]:
+        id_col, score = self._c(self.spec.id_column), self._c(self.spec.score_column)
+        query = sa.select(*self._record_columns())
+        if segment.scored is True:
+            query = query.where(score.is_not(None))
+        elif segment.scored is False:
+            query = query.where(score.is_(None))
+        if segment.low is not None:
+            query = query.where(score >= segment.low)
+        if segment.high is not None:
+            query = query.where(score < segment.high)
+        if segment.by_score:
+            keys: tuple[Any, ...] = (score, id_col)
+            if segment.after is not None:
+                # A row-value comparison: one range of the (score, id) index.
+                position = sa.tuple_(score, id_col)
+                bound = sa.tuple_(sa.literal(segment.after[0], sa.Integer()),
+                                  sa.literal(segment.after[1], self._id_type))
+                query = query.where(position < bound if segment.descending
+                                    else position > bound)
+        else:
+            keys = (id_col,)
+            if segment.after is not None:
+                query = query.where(id_col < segment.after[1] if segment.descending
+                                    else id_col > segment.after[1])
+        order = [key.desc() if segment.descending else key.asc() for key in keys]
+        return query.order_by(*order).limit(limit)
+
+    def list_images(self, query: ImageQuery) -> ImagePage:
+        rows: list[ImageRecord] = []
+        with self._connect() as conn:
+            for segment in page_segments(query):
+                wanted = query.limit + 1 - len(rows)
+                if wanted <= 0:
+                    break
+                rows.extend(self._record(row) for row in conn.execute(
+                    self._segment_select(segment, wanted)))
+        return cut_page(rows, query.limit)
+
+    def band_counts(self, high_from: int = 70, medium_from: int = 40) -> dict[str, int]:
+        score = self._c(self.spec.score_column)
+        figures = sa.select(
+            sa.func.count(),
+            sa.func.count(score).filter(score >= high_from),
+            sa.func.count(score).filter(score >= medium_from, score < high_from),
+            sa.func.count(score).filter(score < medium_from),
+            sa.func.count(score),
+        ).select_from(self.table)
+        with self._connect() as conn:
+            total, high, medium, low, with_score = conn.execute(figures).one()
+        return {"all": int(total), "high": int(high), "medium": int(medium), "low": int(low),
+                "unscored": int(total - with_score)}
+
+    def get_image(self, key: Any) -> ImageRecord | None:
+        try:
+            key = self.key_from_json(key)
+        except (TypeError, ValueError):
+            return None  # not a key of this table ("abc" for an integer id): no such image
+        query = sa.select(*self._record_columns()).where(self._c(self.spec.id_column) == key)
+        with self._connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else self._record(row)
+
+    def insert_image(self, location: str) -> Any:
+        id_col = self._c(self.spec.id_column)
+        values: dict[str, Any] = {self.spec.url_column: location}
+        if self.dialect_name == "sqlite" and not _integer_type(self._id_type):
+            # SQLite gives a non-INTEGER primary key no value of its own (it would even
+            # accept NULL): text keys get a UUID, as the demo's and the tests' UUID tables.
+            values[self.spec.id_column] = str(uuid.uuid4())
+        statement = sa.insert(self.table).values(values).returning(id_col)
+        try:
+            with self.engine.begin() as conn:
+                return conn.execute(statement).scalar_one()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"adding an image to {self.describe()} failed: "
+                             f"{_first_line(exc)} (the table's other columns need defaults)"
+                             ) from exc
+
+    def set_result(self, outcome: Outcome) -> None:
+        try:
+            with self.engine.begin() as conn:
+                self._write_many(conn, sa.true(), [outcome])
+        except SQLAlchemyError as exc:
+            raise StoreError(f"writing the score of image {outcome.id} to {self.describe()} "
+                             f"failed: {_first_line(exc)}") from exc
+
     # -- misc ----------------------------------------------------------------------------
 
     def key_from_json(self, value: Any) -> Any:
@@ -468,6 +587,13 @@ def key_to_json(value: Any) -> Any:
     if value is None or isinstance(value, int | str):
         return value
     return str(value)
+
+
+def _integer_type(column_type: sa.types.TypeEngine[Any]) -> bool:
+    try:
+        return column_type.python_type is int
+    except NotImplementedError:
+        return False
 
 
 def _first_line(exc: BaseException) -> str:
