@@ -149,6 +149,7 @@ app.command()(cli_db.init)
 app.command()(cli_db.migrate)
 app.command()(cli_db.backfill)
 app.command("verify")(cli_db.verify_command)
+app.command()(__import__("pixelgrade.cli_web", fromlist=["serve"]).serve)  # the web gallery
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from pixelgrade.errors import StoreError
@@ -184,3 +184,149 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """``items`` in consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+# -- the gallery's reads and writes ---------------------------------------------------------
+#
+# The gallery (``pixelgrade serve``) lists images by band and sort with keyset pagination. The
+# plan of a page, which rows in which order, is worked out here once (:func:`page_segments`);
+# each store only runs the plain range scans it is given, so SQLite, PostgreSQL and Supabase
+# cannot disagree about what "High" or "low first" means.
+
+Band = Literal["all", "high", "medium", "low", "unscored"]
+Sort = Literal["score_desc", "score_asc", "newest"]
+BANDS: tuple[Band, ...] = ("all", "high", "medium", "low", "unscored")
+SORTS: tuple[Sort, ...] = ("score_desc", "score_asc", "newest")
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    """One page of the gallery: which band, in which order, after which row.
+
+    ``after`` is the (score, id) of the last row of the previous page (None: the first page).
+    Orders are total, so pages never repeat or skip a row:
+
+    * ``score_desc``: score high to low, ties by id high to low; unscored rows last, by id
+      high to low;
+    * ``score_asc``: score low to high, ties by id low to high; unscored rows last, by id
+      low to high;
+    * ``newest``: id high to low (scored or not).
+
+    ``high_from``/``medium_from`` are the band thresholds (:class:`pixelgrade.scoring.Bands`).
+    """
+
+    band: Band = "all"
+    sort: Sort = "score_desc"
+    after: tuple[int | None, Any] | None = None
+    limit: int = 48
+    high_from: int = 70
+    medium_from: int = 40
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One index range scan of a page plan.
+
+    ``scored``: True for rows with a score, False for rows without, None for both.
+    ``low``/``high``: score >= low and score < high (None: unbounded). ``by_score``: order by
+    (score, id), else by id alone; ``descending`` for both keys. ``after``: continue past this
+    (score, id) (only the id when not ``by_score``); None from the start.
+    """
+
+    scored: bool | None
+    low: int | None
+    high: int | None
+    by_score: bool
+    descending: bool
+    after: tuple[int | None, Any] | None
+
+
+def band_range(band: Band, high_from: int, medium_from: int
+               ) -> tuple[bool | None, int | None, int | None]:
+    """(scored, low, high) of ``band``: the rows it holds, as :class:`Segment` bounds."""
+    if band == "high":
+        return True, high_from, None
+    if band == "medium":
+        return True, medium_from, high_from
+    if band == "low":
+        return True, None, medium_from
+    if band == "unscored":
+        return False, None, None
+    return None, None, None
+
+
+def page_segments(query: ImageQuery) -> list[Segment]:
+    """The scans that make up ``query``'s page, in order: a store runs them one after the other
+    until it has ``limit + 1`` rows (the extra row says whether there is a next page)."""
+    scored, low, high = band_range(query.band, query.high_from, query.medium_from)
+    after = query.after
+    if query.sort == "newest":
+        return [Segment(scored, low, high, False, True, after)]
+    descending = query.sort == "score_desc"
+    unscored_part = Segment(False, None, None, False, descending, None)
+    if scored is False:
+        return [replace(unscored_part, after=after)]
+    if after is not None and after[0] is None:  # the previous page ended among unscored rows
+        return [replace(unscored_part, after=after)] if scored is None else []
+    scored_part = Segment(True, low, high, True, descending, after)
+    return [scored_part, unscored_part] if scored is None else [scored_part]
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One row as the gallery reads it."""
+
+    id: Any
+    location: str | None
+    score: int | None
+    status: str | None = None
+    details: dict[str, Any] | None = None
+    scored_at: Any = None
+
+    @property
+    def state(self) -> str:
+        """``scored``, ``skipped``, ``failed`` or ``pending`` (no score and no recorded reason:
+        the same rule as the backfill's, so "pending" is what a backfill would pick up)."""
+        if self.score is not None:
+            return "scored"
+        if self.status in ("skipped", "failed"):
+            return self.status
+        return "pending"
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    """Rows of one page and where the next one starts (None: this was the last)."""
+
+    items: list[ImageRecord]
+    next_after: tuple[int | None, Any] | None
+
+
+def cut_page(rows: list[ImageRecord], limit: int) -> ImagePage:
+    """The page from up to ``limit + 1`` rows read in order."""
+    if len(rows) <= limit:
+        return ImagePage(rows, None)
+    last = rows[limit - 1]
+    return ImagePage(rows[:limit], (last.score, last.id))
+
+
+class GalleryStore(Store, Protocol):
+    """What ``pixelgrade serve`` needs beyond the backfill's interface."""
+
+    def list_images(self, query: ImageQuery) -> ImagePage:
+        """One page (see :class:`ImageQuery` for the orders)."""
+        ...
+
+    def band_counts(self, high_from: int, medium_from: int) -> dict[str, int]:
+        """Rows per band: ``all``, ``high``, ``medium``, ``low``, ``unscored``."""
+        ...
+
+    def get_image(self, key: Any) -> ImageRecord | None: ...
+
+    def insert_image(self, location: str) -> Any:
+        """Add a row for a new image (no score yet); returns its id."""
+        ...
+
+    def set_result(self, outcome: Outcome) -> None:
+        """Write ``outcome`` whatever the row holds (a re-score overwrites on purpose, unlike
+        the backfill's guarded :meth:`Store.write`)."""
+        ...

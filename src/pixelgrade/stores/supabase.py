@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -35,12 +36,18 @@ from dotenv import dotenv_values
 from pixelgrade.errors import BackfillLockedError, StoreError
 from pixelgrade.stores.base import (
     Capabilities,
+    ImagePage,
+    ImageQuery,
+    ImageRecord,
     Outcome,
     Row,
+    Segment,
     Selection,
     StoreStats,
     TableSpec,
     chunks,
+    cut_page,
+    page_segments,
 )
 from pixelgrade.stores.supabase_sql import STATS_FUNCTION, WRITE_FUNCTION
 
@@ -337,6 +344,105 @@ class SupabaseStore:
                 return
             yield from (int(row[spec.score_column]) for row in rows)
             after = rows[-1][spec.id_column]
+
+    # -- the gallery (pixelgrade serve) --------------------------------------------------
+
+    def _record_columns(self) -> str:
+        spec, caps = self.spec, self.capabilities
+        names = [spec.id_column, spec.url_column, spec.score_column]
+        names += [name for name, present in ((spec.status_column, caps.status),
+                                             (spec.details_column, caps.details),
+                                             (spec.scored_at_column, caps.scored_at))
+                  if present]
+        return ",".join(names)
+
+    def _record(self, row: dict[str, Any]) -> ImageRecord:
+        spec = self.spec
+        details = row.get(spec.details_column)
+        return ImageRecord(
+            id=row[spec.id_column], location=row.get(spec.url_column),
+            score=row.get(spec.score_column), status=row.get(spec.status_column),
+            details=details if isinstance(details, dict) else None,
+            scored_at=row.get(spec.scored_at_column))
+
+    def _segment_rows(self, segment: Segment, limit: int) -> list[ImageRecord]:
+        score, key = self.spec.score_column, self.spec.id_column
+        beyond = "lt" if segment.descending else "gt"
+
+        def request() -> Any:
+            query = self._table().select(self._record_columns())
+            if segment.scored is True:
+                query = query.not_.is_(score, "null")
+            elif segment.scored is False:
+                query = query.is_(score, "null")
+            if segment.low is not None:
+                query = query.gte(score, segment.low)
+            if segment.high is not None:
+                query = query.lt(score, segment.high)
+            if segment.after is not None:
+                after_id = _quote_value(str(segment.after[1]))
+                if segment.by_score:
+                    query = query.or_(f"{score}.{beyond}.{int(segment.after[0] or 0)},"
+                                      f"and({score}.eq.{int(segment.after[0] or 0)},"
+                                      f"{key}.{beyond}.{after_id})")
+                else:
+                    query = query.filter(key, beyond, after_id)
+            if segment.by_score:
+                query = query.order(score, desc=segment.descending)
+            return query.order(key, desc=segment.descending).limit(limit).execute()
+        return [self._record(row) for row in self._call(request).data or []]
+
+    def list_images(self, query: ImageQuery) -> ImagePage:
+        rows: list[ImageRecord] = []
+        for segment in page_segments(query):
+            # A short answer may be the project's max-rows cap rather than the end of the
+            # segment: ask again from the last row until the segment is done or the page full.
+            while (wanted := query.limit + 1 - len(rows)) > 0:
+                found = self._segment_rows(segment, wanted)
+                rows.extend(found)
+                if not found or len(found) >= wanted:
+                    break
+                last = found[-1]
+                segment = replace(segment, after=(last.score, last.id))
+        return cut_page(rows, query.limit)
+
+    def band_counts(self, high_from: int = 70, medium_from: int = 40) -> dict[str, int]:
+        score = self.spec.score_column
+        total = self._count(lambda q: q)
+        with_score = self._count(lambda q: q.not_.is_(score, "null"))
+        high = self._count(lambda q: q.gte(score, high_from))
+        medium = self._count(lambda q: q.gte(score, medium_from).lt(score, high_from))
+        return {"all": total, "high": high, "medium": medium,
+                "low": with_score - high - medium, "unscored": total - with_score}
+
+    def get_image(self, key: Any) -> ImageRecord | None:
+        spec = self.spec
+        try:
+            rows = self._call(lambda: self._table().select(self._record_columns()).eq(
+                spec.id_column, str(key)).limit(1).execute()).data or []
+        except StoreError as exc:
+            if "22P02" in str(exc):  # invalid input syntax for the key's type
+                return None
+            raise
+        return self._record(rows[0]) if rows else None
+
+    def insert_image(self, location: str) -> Any:
+        spec = self.spec
+        rows = self._call(lambda: self._table().insert(
+            {spec.url_column: location}).execute()).data or []
+        if not rows:
+            raise StoreError(f"adding an image to {self.describe()} returned no row")
+        return rows[0][spec.id_column]
+
+    def set_result(self, outcome: Outcome) -> None:
+        from postgrest.types import CountMethod, ReturnMethod
+
+        values = self._values(outcome)
+        if self.capabilities.scored_at:
+            values[self.spec.scored_at_column] = "now"
+        self._call(lambda: self._table().update(
+            values, count=CountMethod.exact, returning=ReturnMethod.minimal).eq(
+            self.spec.id_column, outcome.id).execute())
 
     # -- misc ----------------------------------------------------------------------------
 

@@ -1,0 +1,125 @@
+"""``pixelgrade serve``: the gallery and the JSON API (parse, open the store, run uvicorn)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from dotenv import dotenv_values
+from rich.console import Console
+
+from pixelgrade.cli_db import DbOpt, IdOpt, ScoreOpt, TableOpt, UrlOpt, _spec, _storage
+from pixelgrade.errors import PixelgradeError
+from pixelgrade.scoring import Bands, ScoringConfig
+from pixelgrade.scoring.config import DEFAULT_MAX_BYTES
+from pixelgrade.stores import open_store, resolve_database_url
+
+
+def serve(
+    db: DbOpt = None,
+    table: TableOpt = "images",
+    id_column: IdOpt = "id",
+    url_column: UrlOpt = "url",
+    score_column: ScoreOpt = "quality_score",
+    host: Annotated[str, typer.Option(
+        help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    uploads: Annotated[Path | None, typer.Option(
+        help="Folder for uploaded images (default: uploads/ beside the SQLite database, "
+        "else ./uploads).")] = None,
+    root: Annotated[Path | None, typer.Option(
+        help="Folder that relative paths in the URL column are under (default: the "
+        "SQLite file's folder, else the working directory).")] = None,
+    cache: Annotated[Path | None, typer.Option(
+        help="Thumbnail cache folder (default: thumbnails/ beside the SQLite database, "
+        "else ./.pixelgrade/thumbnails).")] = None,
+    bucket: Annotated[str | None, typer.Option(
+        help="Supabase Storage bucket that the paths in --path-column are in.")] = None,
+    public_bucket: Annotated[bool, typer.Option(
+        help="The bucket is public: download by public URL, without the key.")] = False,
+    workers: Annotated[int, typer.Option(help="Scoring processes for uploads and re-scores.",
+                                         min=1)] = 2,
+    high: Annotated[int, typer.Option("--high", help="Lowest score in the High band.")] = 70,
+    medium: Annotated[int, typer.Option("--medium", help="Lowest score in Medium.")] = 40,
+    max_bytes: Annotated[int, typer.Option(
+        help="Refuse uploads (and sources) larger than this.")] = DEFAULT_MAX_BYTES,
+    protect_reads: Annotated[bool, typer.Option(
+        "--protect-reads", help="Pages and API reads need the token too (else only writes "
+        "do).")] = False,
+    log_level: Annotated[str, typer.Option(
+        help="uvicorn's log level (info shows every request).")] = "warning",
+) -> None:
+    """Browse, filter, sort, upload and re-score images in a web page, and the same as JSON.
+
+    Uploads and re-scores need the API token: set PIXELGRADE_API_TOKEN (environment or
+    ./.env), or one is made up at start and printed in the address to open. Reads are
+    open unless --protect-reads.
+
+    Examples:
+
+      pixelgrade serve --db sqlite:///pixelgrade-demo/library.db
+
+      PIXELGRADE_API_TOKEN=s3cret pixelgrade serve --db postgresql://app@db/shop --port 8080
+
+      pixelgrade serve --db supabase --bucket photos --path-column storage_path
+    """
+    import uvicorn
+
+    from pixelgrade.web.app import TOKEN_VARIABLE, WebSettings, create_app
+
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        bands = Bands(high_from=high, medium_from=medium)
+        store = open_store(resolve_database_url(db),
+                           _spec(table, id_column, url_column, score_column))
+        folder = None
+        if store.dialect_name == "sqlite" and getattr(store, "url", None) is not None:
+            database = store.url.database  # type: ignore[union-attr]
+            folder = Path(database).resolve().parent if database else None
+        root = root or folder
+        token, made_up = _token()
+        settings = WebSettings(
+            bands=bands, scoring=ScoringConfig(max_bytes=max_bytes, bands=bands),
+            token=token, protect_reads=protect_reads,
+            uploads=uploads or (folder / "uploads" if folder else Path("uploads")),
+            root=root,
+            cache=cache or (folder / "thumbnails" if folder else Path(".pixelgrade/thumbnails")),
+            storage=_storage(bucket, public_bucket), workers=workers)
+    except (PixelgradeError, ValueError) as exc:
+        Console(stderr=True).print(f"[red]Error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    caps = store.capabilities
+    if not (caps.status and caps.details):
+        console.print("[yellow]Note:[/] the table has no quality_status/quality_details "
+                      "columns: the gallery cannot say why an image has no score, nor show "
+                      "components and issues; add them with `pixelgrade migrate`.")
+    app = create_app(store, settings)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else (
+        f"[{host}]" if ":" in host else host)
+    address = f"http://{shown_host}:{port}/"
+    console.print(f"pixelgrade gallery of {store.describe()}")
+    console.print(f"Open [bold]{address}?token={token}[/]" if made_up
+                  else f"Open [bold]{address}[/]")
+    if made_up:
+        console.print(f"Uploads and re-scores need the token in that address (made up for "
+                      f"this run; set {TOKEN_VARIABLE} to choose it).")
+    console.print(f"API: {address}api/docs · uploads saved in {settings.uploads} · "
+                  "Ctrl-C to stop")
+    if host in ("0.0.0.0", "::"):
+        console.print("[yellow]Listening on every network interface.[/]")
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _token() -> tuple[str, bool]:
+    """The API token from the environment or ./.env, else a new random one (True)."""
+    from pixelgrade.web.app import TOKEN_VARIABLE
+
+    env_file = Path.cwd() / ".env"
+    value = os.environ.get(TOKEN_VARIABLE) or (
+        dotenv_values(env_file).get(TOKEN_VARIABLE) if env_file.is_file() else None)
+    if value:
+        return value, False
+    return secrets.token_urlsafe(18), True

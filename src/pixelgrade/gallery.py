@@ -1,0 +1,227 @@
+"""The gallery's query layer: what the web page and the JSON API both show.
+
+``pixelgrade serve`` renders HTML pages and answers ``/api/`` requests from the same
+:class:`Gallery` calls, so the page and the API can never disagree about what "High" means, in
+which order images come or why one has no score.
+
+>>> from pixelgrade.gallery import Gallery
+>>> from pixelgrade.stores import open_store
+>>> gallery = Gallery(open_store("sqlite:///pixelgrade-demo/library.db"))  # doctest: +SKIP
+>>> page = gallery.list(band="high", sort="score_desc", limit=24)       # doctest: +SKIP
+>>> [(image.id, image.score) for image in page.items], page.next_cursor  # doctest: +SKIP
+
+Pages are keyset pages: ``next_cursor`` is an opaque string naming the last row shown (its
+score and id), and the next page starts right after it, whatever was added or scored
+meanwhile; no ``OFFSET``, so page 2,000 costs what page 1 costs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pixelgrade.errors import PixelgradeError
+from pixelgrade.scoring import Bands
+from pixelgrade.stores.base import (
+    BANDS,
+    SORTS,
+    Band,
+    GalleryStore,
+    ImageQuery,
+    ImageRecord,
+    Sort,
+)
+from pixelgrade.stores.sql import key_to_json
+from pixelgrade.verify import Verification, verify
+
+#: Images per page unless asked otherwise, and the most one page may hold.
+DEFAULT_PAGE_SIZE = 48
+MAX_PAGE_SIZE = 200
+
+BAND_LABELS = {"all": "All", "high": "High", "medium": "Medium", "low": "Low",
+               "unscored": "Unscored"}
+SORT_LABELS = {"score_desc": "Score, high first", "score_asc": "Score, low first",
+               "newest": "Newest"}
+#: The order components are listed in (the scorer's own order).
+COMPONENT_ORDER = ("sharpness", "noise", "exposure", "contrast", "resolution", "compression",
+                   "information")
+PENDING_REASON = "not scored yet: run `pixelgrade backfill`, or re-score it here"
+
+
+class GalleryQueryError(PixelgradeError, ValueError):
+    """A list request that cannot be answered as asked: unknown band or sort, bad cursor."""
+
+
+@dataclass(frozen=True)
+class ComponentView:
+    """One component of a score: its sub-score and the measurement behind it."""
+
+    name: str
+    score: int | None
+    value: float | None
+    unit: str
+    weight: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": self.score, "value": self.value, "unit": self.unit,
+                "weight": self.weight}
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """One image as shown: score and band, or why there is none, and the evidence.
+
+    ``state`` is ``scored``, ``skipped`` (nothing wrong: e.g. a vector image), ``failed``
+    (``reason`` says why) or ``pending`` (not scored yet).
+    """
+
+    id: Any
+    location: str | None
+    score: int | None
+    band: str | None
+    state: str
+    reason: str | None
+    components: list[ComponentView] = field(default_factory=list)
+    issues: list[dict[str, str]] = field(default_factory=list)
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    scorer_version: str | None = None
+    scored_at: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The id as it appears in URLs."""
+        return str(key_to_json(self.id))
+
+    @classmethod
+    def from_record(cls, record: ImageRecord, bands: Bands) -> ImageView:
+        details = record.details or {}
+        state = record.state
+        reason = details.get("reason")
+        if state == "pending":
+            reason = PENDING_REASON
+        elif state == "failed" and not reason:
+            reason = "failed (no reason was recorded)"
+        raw = details.get("components") or {}
+        names = [n for n in COMPONENT_ORDER if n in raw] + sorted(
+            n for n in raw if n not in COMPONENT_ORDER)
+        components = [ComponentView(name, _int(raw[name].get("score")),
+                                    raw[name].get("value"), str(raw[name].get("unit") or ""),
+                                    raw[name].get("weight"))
+                      for name in names if isinstance(raw[name], dict)]
+        issues = [{"code": str(i.get("code", "")), "message": str(i.get("message", ""))}
+                  for i in details.get("issues") or [] if isinstance(i, dict)]
+        scored_at = record.scored_at
+        return cls(
+            id=record.id, location=record.location, score=record.score,
+            band=bands.band(record.score), state=state,
+            reason=None if state == "scored" else reason, components=components,
+            issues=issues if state == "scored" else [],
+            format=details.get("format"), width=_int(details.get("width")),
+            height=_int(details.get("height")), bytes=_int(details.get("bytes")),
+            scorer_version=details.get("scorer_version"),
+            scored_at=None if scored_at is None else (
+                scored_at.isoformat() if hasattr(scored_at, "isoformat") else str(scored_at)))
+
+    def summary(self) -> dict[str, Any]:
+        """The fields a list shows (the API's list items)."""
+        return {"id": key_to_json(self.id), "location": self.location, "score": self.score,
+                "band": self.band, "state": self.state, "reason": self.reason,
+                "format": self.format, "width": self.width, "height": self.height}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything (the API's single-image answer)."""
+        return {**self.summary(), "components": [c.to_dict() for c in self.components],
+                "issues": self.issues, "bytes": self.bytes,
+                "scorer_version": self.scorer_version, "scored_at": self.scored_at}
+
+
+@dataclass(frozen=True)
+class GalleryPage:
+    band: Band
+    sort: Sort
+    limit: int
+    items: list[ImageView]
+    next_cursor: str | None
+
+
+class Gallery:
+    """Lists, counts and single images of a store, with one set of band thresholds."""
+
+    def __init__(self, store: GalleryStore, bands: Bands | None = None) -> None:
+        self.store = store
+        self.bands = bands or Bands()
+
+    def list(self, band: str = "all", sort: str = "score_desc", cursor: str | None = None,
+             limit: int = DEFAULT_PAGE_SIZE) -> GalleryPage:
+        """One page of ``band`` in ``sort`` order, after ``cursor`` (a ``next_cursor``)."""
+        if band not in BANDS:
+            raise GalleryQueryError(f"unknown band {band!r}: use one of {', '.join(BANDS)}")
+        if sort not in SORTS:
+            raise GalleryQueryError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise GalleryQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        after = self._decode_cursor(cursor, band, sort) if cursor else None
+        page = self.store.list_images(ImageQuery(
+            band=band, sort=sort, after=after, limit=limit,  # type: ignore[arg-type]
+            high_from=self.bands.high_from, medium_from=self.bands.medium_from))
+        next_cursor = None if page.next_after is None else encode_cursor(
+            band, sort, page.next_after)
+        return GalleryPage(band, sort, limit,  # type: ignore[arg-type]
+                           [ImageView.from_record(r, self.bands) for r in page.items],
+                           next_cursor)
+
+    def counts(self) -> dict[str, int]:
+        """Images per band (``all``, ``high``, ``medium``, ``low``, ``unscored``)."""
+        return self.store.band_counts(self.bands.high_from, self.bands.medium_from)
+
+    def get(self, key: str) -> ImageView | None:
+        """The image whose id is ``key`` (as in a URL), or None."""
+        record = self.store.get_image(key)
+        return None if record is None else ImageView.from_record(record, self.bands)
+
+    def get_record(self, key: str) -> ImageRecord | None:
+        return self.store.get_image(key)
+
+    def stats(self) -> Verification:
+        """The ``pixelgrade verify`` figures."""
+        return verify(self.store.stats(self.bands.high_from, self.bands.medium_from))
+
+    def _decode_cursor(self, cursor: str, band: str, sort: str) -> tuple[int | None, Any]:
+        cursor_band, cursor_sort, score, key = decode_cursor(cursor)
+        if (cursor_band, cursor_sort) != (band, sort):
+            raise GalleryQueryError(
+                f"this cursor continues band={cursor_band}&sort={cursor_sort}, not "
+                f"band={band}&sort={sort}: start again without a cursor")
+        try:
+            return score, self.store.key_from_json(key)
+        except (TypeError, ValueError) as exc:
+            raise GalleryQueryError("the cursor does not name a row of this table") from exc
+
+
+def encode_cursor(band: str, sort: str, after: tuple[int | None, Any]) -> str:
+    """An opaque, URL-safe cursor for the row ``after`` = (score, id)."""
+    text = json.dumps([band, sort, after[0], key_to_json(after[1])], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str, int | None, Any]:
+    """(band, sort, score, id) from :func:`encode_cursor`'s output."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        band, sort, score, key = json.loads(raw)
+    except (ValueError, binascii.Error, TypeError) as exc:
+        raise GalleryQueryError("the cursor is not one this server made: start again without "
+                                "it") from exc
+    if not (isinstance(score, int) or score is None) or isinstance(score, bool):
+        raise GalleryQueryError("the cursor is not one this server made")
+    return str(band), str(sort), score, key
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

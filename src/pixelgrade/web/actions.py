@@ -1,0 +1,137 @@
+"""The gallery's two writes: add an uploaded image (scored on arrival) and re-score one.
+
+Scoring runs in the scoring process pool (:func:`pixelgrade.pool.scoring_pool`), awaited from
+the event loop, so the server keeps answering other requests meanwhile. A re-score reads the
+bytes from wherever the row points, exactly as the backfill does (it uses the backfill's
+:class:`~pixelgrade.backfill.images.ImageScorer`), and overwrites whatever the row held.
+
+Uploads are judged by their bytes, never by their name or Content-Type:
+
+* over the size cap: refused, 413;
+* not a raster image pixelgrade decodes (HTML, text, SVG, PDF, JPEG XL...): refused, 415,
+  with what the bytes are;
+* a raster image that cannot be scored (truncated, corrupt, a decompression bomb whose header
+  declares more pixels than the limit): refused, 422, with the scorer's reason;
+
+and in each of those cases nothing is stored. Accepted images are saved under a generated name
+(``<32 hex digits>.<format>``) in the uploads folder, a row is added, and its score is written
+before the answer goes out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pixelgrade.backfill.images import DETAIL_KEYS, ImageScorer, score_data
+from pixelgrade.gallery import Gallery, ImageView
+from pixelgrade.scoring import ScoringConfig
+from pixelgrade.scoring.sniff import DECODED_FORMATS, sniff
+from pixelgrade.stores.base import Outcome, Row
+
+#: File name extension per decoded format.
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tif",
+              "BMP": "bmp", "AVIF": "avif", "HEIF": "heic"}
+
+
+class ActionError(Exception):
+    """A write that cannot be done: ``status`` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Actions:
+    gallery: Gallery
+    config: ScoringConfig
+    uploads: Path
+    #: Relative paths in the URL column are under this folder (None: the working directory).
+    root: Path | None
+    #: The scoring pool (created on first use by ``pool_factory``).
+    pool_factory: Callable[[], Executor]
+    scorer_factory: Callable[[Executor], ImageScorer]
+
+    def __post_init__(self) -> None:
+        self._pool: Executor | None = None
+        self._scorer: ImageScorer | None = None
+
+    @property
+    def pool(self) -> Executor:
+        if self._pool is None:
+            self._pool = self.pool_factory()
+        return self._pool
+
+    @property
+    def scorer(self) -> ImageScorer:
+        if self._scorer is None:
+            self._scorer = self.scorer_factory(self.pool)
+        return self._scorer
+
+    async def upload(self, data: bytes) -> ImageView:
+        """Check, score, store and record one uploaded file (see the module docstring)."""
+        if len(data) > self.config.max_bytes:
+            raise ActionError(413, f"the file is {len(data):,} bytes, over the "
+                                   f"{self.config.max_bytes:,}-byte limit")
+        found = sniff(data)
+        if found.kind != "raster" or found.format not in DECODED_FORMATS:
+            formats = ", ".join(EXTENSIONS[f].upper() for f in DECODED_FORMATS)
+            raise ActionError(415, f"{found.description}: upload a raster image ({formats})")
+        loop = asyncio.get_running_loop()
+        report: dict[str, Any] = await loop.run_in_executor(
+            self.pool, score_data, data, self.config)
+        if report["status"] != "scored":
+            raise ActionError(422, f"the image cannot be scored: {report['reason']}")
+        name = f"{uuid.uuid4().hex}.{EXTENSIONS[str(found.format)]}"
+        path = self.uploads / name
+        await asyncio.to_thread(_write_new, path, data)
+        try:
+            key = await asyncio.to_thread(self.gallery.store.insert_image, self._location(path))
+            details = {k: report[k] for k in DETAIL_KEYS if k in report}
+            await asyncio.to_thread(self.gallery.store.set_result,
+                                    Outcome(key, "scored", report["score"], details))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return await self._view(key)
+
+    async def rescore(self, key: str) -> ImageView:
+        """Score the image again from its source and overwrite the stored result."""
+        record = await asyncio.to_thread(self.gallery.get_record, key)
+        if record is None:
+            raise ActionError(404, f"no image with id {key}")
+        result = await self.scorer(Row(record.id, record.location))
+        if result.outcome is None:  # a transient failure: nothing was written
+            message = result.failure.message if result.failure else "try again later"
+            raise ActionError(503, f"the image could not be read this time: {message}")
+        await asyncio.to_thread(self.gallery.store.set_result, result.outcome)
+        return await self._view(record.id)
+
+    async def _view(self, key: Any) -> ImageView:
+        view = await asyncio.to_thread(self.gallery.get, key)
+        if view is None:  # deleted between the write and the read
+            raise ActionError(404, f"image {key} was deleted meanwhile")
+        return view
+
+    def _location(self, path: Path) -> str:
+        """What goes in the URL column: the path relative to the root when it is under it
+        (so the database and its folder can move together), else absolute."""
+        if self.root is not None:
+            try:
+                return path.resolve().relative_to(self.root.resolve()).as_posix()
+            except ValueError:
+                pass
+        return os.fspath(path.resolve())
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as out:  # "x": a generated name never overwrites a file
+        out.write(data)

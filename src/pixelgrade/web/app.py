@@ -1,0 +1,302 @@
+"""The FastAPI application: settings, shared state, authentication and error pages.
+
+Pages (:mod:`pixelgrade.web.pages`) and the JSON API (:mod:`pixelgrade.web.api`) are two
+renderings of the same :class:`~pixelgrade.gallery.Gallery` calls.
+
+Authentication: writes (upload, re-score) need ``Authorization: Bearer <token>`` with the
+server's token (``PIXELGRADE_API_TOKEN``); without a token configured they are refused (403).
+Reads are open unless ``protect_reads`` is set; then they need the same token, as a Bearer
+header, or once as ``?token=`` in a page address (which leaves an HttpOnly cookie behind, so
+the pictures of that page load too).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pixelgrade import __version__
+from pixelgrade.backfill.images import ImageScorer, Locator
+from pixelgrade.errors import StoreError
+from pixelgrade.gallery import BAND_LABELS, SORT_LABELS, Gallery, GalleryQueryError
+from pixelgrade.pool import scoring_pool
+from pixelgrade.scoring import Bands, ScoringConfig
+from pixelgrade.sources.http import HttpFetcher, HttpPolicy
+from pixelgrade.sources.storage import StorageBucket
+from pixelgrade.stores.base import GalleryStore
+from pixelgrade.web.actions import ActionError, Actions
+from pixelgrade.web.media import SourceReader, ThumbnailCache
+
+HERE = Path(__file__).parent
+TOKEN_VARIABLE = "PIXELGRADE_API_TOKEN"
+COOKIE = "pixelgrade_token"
+#: Room for the multipart envelope around an upload's bytes.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """How ``pixelgrade serve`` runs. Paths default from the database (see ``cli_web``)."""
+
+    bands: Bands = field(default_factory=Bands)
+    #: Limits for scoring and for uploads (``max_bytes`` is the upload cap).
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    #: The write token; None: uploads and re-scores are refused.
+    token: str | None = None
+    #: Reads need the token too.
+    protect_reads: bool = False
+    #: Where uploads are saved.
+    uploads: Path = Path("uploads")
+    #: Relative paths in the URL column are under this folder (None: the working directory).
+    root: Path | None = None
+    #: Where thumbnails are cached.
+    cache: Path = Path(".pixelgrade/thumbnails")
+    #: Supabase Storage bucket that stored paths are objects of.
+    storage: StorageBucket | None = None
+    #: Scoring processes.
+    workers: int = 1
+    page_size: int = 48
+
+
+@dataclass
+class WebContext:
+    """Everything a request handler needs, on ``app.state.web``."""
+
+    settings: WebSettings
+    gallery: Gallery
+    actions: Actions
+    cache: ThumbnailCache
+    templates: Jinja2Templates
+    thumbnail_pool: Executor
+    reader: SourceReader | None = None
+
+
+def context(request: Request) -> WebContext:
+    web: WebContext = request.app.state.web
+    return web
+
+
+def require_token(request: Request) -> None:
+    """Dependency of every write: a Bearer token equal to the server's."""
+    expected = context(request).settings.token
+    if not expected:
+        raise HTTPException(403, f"writes are disabled: start the server with {TOKEN_VARIABLE}"
+                                 " set to enable uploads and re-scores")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise HTTPException(401, "this needs the API token: send 'Authorization: Bearer "
+                                 "<token>'", headers={"WWW-Authenticate": "Bearer"})
+    if not secrets.compare_digest(given.strip().encode(), expected.encode()):
+        raise HTTPException(403, "wrong API token")
+
+
+def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
+               pool: Executor | None = None) -> FastAPI:
+    """The gallery and API for ``store``. ``pool``: a scoring pool to use (else one of
+    ``settings.workers`` processes is started on the first upload or re-score and stopped
+    with the app)."""
+    settings = settings or WebSettings()
+    gallery = Gallery(store, settings.bands)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals.update(band_labels=BAND_LABELS, sort_labels=SORT_LABELS,
+                                 version=__version__, bands=settings.bands,
+                                 writes_enabled=bool(settings.token))
+    templates.env.filters["filesize"] = _filesize
+    locator = Locator(None, settings.root, settings.storage)
+    own_pool = pool is None
+    thumbnail_pool = ThreadPoolExecutor(max(2, os.cpu_count() or 1),
+                                        thread_name_prefix="pixelgrade-thumbnail")
+    web = WebContext(
+        settings=settings, gallery=gallery, templates=templates,
+        cache=ThumbnailCache(settings.cache, store.identity()), thumbnail_pool=thumbnail_pool,
+        actions=Actions(
+            gallery=gallery, config=settings.scoring, uploads=settings.uploads,
+            root=settings.root,
+            pool_factory=(lambda: scoring_pool(settings.workers)) if pool is None
+            else (lambda: pool),
+            scorer_factory=lambda executor: ImageScorer(
+                executor, settings.workers, settings.scoring, web.reader.fetcher
+                if web.reader else None, locator)))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        policy = HttpPolicy(max_bytes=settings.scoring.max_bytes, retries=1, read_timeout=15)
+        origin = settings.storage.credentials() if settings.storage is not None else {}
+        async with HttpFetcher(policy, concurrency=8, origin_headers=origin) as fetcher:
+            web.reader = SourceReader(locator, fetcher, settings.scoring.max_bytes)
+            try:
+                yield
+            finally:
+                web.reader = None
+                thumbnail_pool.shutdown(wait=False, cancel_futures=True)
+                if own_pool and web.actions._pool is not None:
+                    web.actions._pool.shutdown(wait=True, cancel_futures=True)
+
+    app = FastAPI(
+        title="pixelgrade", version=__version__, lifespan=lifespan,
+        description="Image quality scores (0-100) of an images table: list by band and "
+        "score, one image with its components and issues, upload (scored on arrival), "
+        "re-score, statistics. Writes need `Authorization: Bearer <PIXELGRADE_API_TOKEN>`.",
+        docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.web = web
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    from pixelgrade.web import api, pages
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    _error_handlers(app)
+    app.add_middleware(BodyLimit, limit=settings.scoring.max_bytes + MULTIPART_OVERHEAD,
+                       paths=("/api/images",))
+    if settings.protect_reads:
+        app.add_middleware(ReadGuard, token=settings.token or "")
+    return app
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error_handlers(app: FastAPI) -> None:
+    def render(request: Request, status: int, message: str,
+               headers: dict[str, str] | None = None) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": message}, status, headers=headers)
+        return context(request).templates.TemplateResponse(
+            request, "error.html", {"status": status, "message": message}, status_code=status,
+            headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return render(request, exc.status_code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(GalleryQueryError)
+    async def query_error(request: Request, exc: GalleryQueryError) -> Response:
+        return render(request, 400, str(exc))
+
+    @app.exception_handler(ActionError)
+    async def action_error(request: Request, exc: ActionError) -> Response:
+        return render(request, exc.status, str(exc))
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> Response:
+        return render(request, 503, f"the database cannot be used right now: {exc}")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": _jsonable(exc.errors())}, 422)
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
+                             for e in exc.errors())
+        return render(request, 400, problems)
+
+
+def _jsonable(errors: Any) -> Any:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(errors, custom_encoder={Exception: str})
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes on ``paths`` with 413, by the announced
+    length before reading anything, and by the bytes actually received otherwise (chunked
+    uploads), before the multipart parser spools more to disk."""
+
+    def __init__(self, app: ASGIApp, limit: int, paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.limit = limit
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        message = (f"the upload is over the {self.limit - MULTIPART_OVERHEAD:,}-byte limit "
+                   "per image")
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await JSONResponse({"detail": message}, 413,
+                               headers={"Connection": "close"})(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            incoming = await receive()
+            if incoming["type"] == "http.request":
+                received += len(incoming.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(413, message)
+            return incoming
+
+        await self.app(scope, limited, send)
+
+
+class ReadGuard:
+    """With ``protect_reads``: every request but ``/static`` needs the token (Bearer header,
+    the cookie, or ``?token=`` on a page, which sets the cookie)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    def _valid(self, value: str | None) -> bool:
+        return bool(self.token) and value is not None and secrets.compare_digest(
+            value.encode(), self.token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        from_query = request.query_params.get("token")
+        if (scheme.lower() == "bearer" and self._valid(bearer.strip())) or self._valid(
+                request.cookies.get(COOKIE)):
+            await self.app(scope, receive, send)
+            return
+        if self._valid(from_query):
+            await self.app(scope, receive, _setting_cookie(send, from_query or ""))
+            return
+        detail = ("this gallery is private: open the address `pixelgrade serve` printed (it "
+                  "carries ?token=...), or send 'Authorization: Bearer <token>'")
+        if scope["path"].startswith("/api/"):
+            response: Response = JSONResponse({"detail": detail}, 401,
+                                              headers={"WWW-Authenticate": "Bearer"})
+        else:
+            response = HTMLResponse(f"<!doctype html><title>401</title><p>{detail}</p>", 401)
+        await response(scope, receive, send)
+
+
+def _setting_cookie(send: Send, token: str) -> Callable[[Message], Awaitable[None]]:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+            message = {**message, "headers": [*message.get("headers", []),
+                                              (b"set-cookie", cookie.encode())]}
+        await send(message)
+    return wrapped
+
+
+def _filesize(value: int | None) -> str:
+    if value is None:
+        return "?"
+    size = float(value)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{value} bytes"

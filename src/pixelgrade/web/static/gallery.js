@@ -1,0 +1,146 @@
+// pixelgrade gallery: infinite scroll, sort on change, drag-and-drop upload, re-score.
+// No build step, no dependencies. Without JavaScript the pages still work: the "More
+// images" link and the sort form are plain HTML.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "pixelgrade-token";
+
+  // The address printed by `pixelgrade serve` carries ?token=...: keep it for writes, and
+  // take it out of the address bar (and so out of the history and of shared links).
+  const here = new URL(window.location.href);
+  if (here.searchParams.has("token")) {
+    localStorage.setItem(TOKEN_KEY, here.searchParams.get("token"));
+    here.searchParams.delete("token");
+    history.replaceState(null, "", here.pathname + here.search + here.hash);
+  }
+
+  async function write(url, options) {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const token = localStorage.getItem(TOKEN_KEY) || "";
+      const response = await fetch(url, {
+        method: "POST", ...options,
+        headers: { Authorization: "Bearer " + token, Accept: "application/json" },
+      });
+      if ((response.status === 401 || response.status === 403) && attempt === 0) {
+        const given = window.prompt("API token (PIXELGRADE_API_TOKEN, printed by `pixelgrade serve`):");
+        if (!given) return response;
+        localStorage.setItem(TOKEN_KEY, given.trim());
+        continue;
+      }
+      return response;
+    }
+  }
+
+  async function problem(response) {
+    try { return (await response.json()).detail || response.statusText; }
+    catch (e) { return response.status + " " + response.statusText; }
+  }
+
+  // Sort: apply on change.
+  const sort = document.querySelector("form.sort select");
+  if (sort) sort.addEventListener("change", () => sort.form.submit());
+
+  // Infinite scroll: when the "More images" link comes into view, fetch the next cards.
+  const grid = document.getElementById("grid");
+  if (grid && "IntersectionObserver" in window) {
+    let loading = false;
+    const observer = new IntersectionObserver(async (entries) => {
+      if (!entries.some((e) => e.isIntersecting) || loading) return;
+      const more = grid.querySelector("li.more");
+      if (!more) return;
+      loading = true;
+      const url = new URL(more.querySelector("a").href);
+      url.searchParams.set("fragment", "1");
+      try {
+        const response = await fetch(url);
+        if (!response.ok) throw new Error(await problem(response));
+        const holder = document.createElement("ul");
+        holder.innerHTML = await response.text();
+        more.remove();
+        grid.append(...holder.children);
+        const next = grid.querySelector("li.more");
+        if (next) observer.observe(next);
+      } catch (e) {
+        more.querySelector("a").textContent = "More images (loading failed: " + e.message + ")";
+      } finally {
+        loading = false;
+      }
+    }, { rootMargin: "800px" });
+    const first = grid.querySelector("li.more");
+    if (first) observer.observe(first);
+  }
+
+  // Upload: drag and drop or the file picker, several files at once (three in flight).
+  const zone = document.querySelector(".dropzone");
+  const input = document.getElementById("files");
+  const results = document.querySelector(".upload-results");
+  if (zone && input && results) {
+    const line = (name) => {
+      const li = document.createElement("li");
+      li.textContent = name + ": uploading…";
+      results.prepend(li);
+      return li;
+    };
+    const show = (li, name, image) => {
+      li.textContent = "";
+      const link = document.createElement("a");
+      link.href = image.page;
+      const img = document.createElement("img");
+      img.src = image.thumbnail; img.alt = name;
+      const badge = document.createElement("span");
+      badge.className = "badge " + (image.band ? "band-" + image.band : "neutral");
+      badge.textContent = image.score === null ? "N/A" : image.score;
+      link.append(img);
+      li.append(link, badge, document.createTextNode(" " + name + (image.band ? " · " + image.band : "")));
+    };
+    const uploadOne = async (file) => {
+      const li = line(file.name);
+      const body = new FormData();
+      body.append("file", file);
+      try {
+        const response = await write("/api/images", { body });
+        if (response.status === 201) show(li, file.name, await response.json());
+        else { li.className = "failed"; li.textContent = file.name + ": " + await problem(response); }
+      } catch (e) {
+        li.className = "failed"; li.textContent = file.name + ": " + e.message;
+      }
+    };
+    const uploadAll = async (files) => {
+      const queue = Array.from(files);
+      const workers = Array.from({ length: Math.min(3, queue.length) }, async () => {
+        while (queue.length) await uploadOne(queue.shift());
+      });
+      await Promise.all(workers);
+      const refresh = document.createElement("li");
+      refresh.innerHTML = '<a href="/?sort=newest">Show the newest images</a>';
+      results.append(refresh);
+    };
+    input.addEventListener("change", () => { uploadAll(input.files); input.value = ""; });
+    ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
+      event.preventDefault(); zone.classList.add("dragging");
+    }));
+    ["dragleave", "drop"].forEach((type) => zone.addEventListener(type, (event) => {
+      event.preventDefault(); zone.classList.remove("dragging");
+    }));
+    zone.addEventListener("drop", (event) => uploadAll(event.dataTransfer.files));
+  }
+
+  // Re-score (image page).
+  const button = document.querySelector("button.rescore");
+  if (button) {
+    const status = document.querySelector(".rescore-status");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      status.textContent = "Scoring…";
+      try {
+        const response = await write(button.dataset.url, {});
+        if (response.ok) { window.location.reload(); return; }
+        status.textContent = await problem(response);
+      } catch (e) {
+        status.textContent = e.message;
+      }
+      button.disabled = false;
+    });
+  }
+})();
