@@ -148,6 +148,7 @@ from pixelgrade import cli_db  # noqa: E402  (commands that work on a database)
 app.command()(cli_db.init)
 app.command()(cli_db.migrate)
 app.command()(cli_db.backfill)
+app.command()(cli_db.watch)
 app.command("verify")(cli_db.verify_command)
 app.command()(__import__("pixelgrade.cli_web", fromlist=["serve"]).serve)  # the web gallery
 

@@ -1,4 +1,5 @@
-"""Database commands of ``pixelgrade``: init, migrate, backfill, verify (parse, call, print)."""
+"""Database commands of ``pixelgrade``: init, migrate, backfill, watch, verify (parse, call,
+print)."""
 
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id
     """Add pixelgrade's columns and index to an existing images table (idempotent).
 
     Adds quality_score (0-100), quality_status, quality_details (JSON), quality_scored_at and an
-    index on (score, id); columns that exist are left alone.
+    index on (score, id); columns that exist are left alone. On PostgreSQL, also a trigger
+    that announces new rows to `pixelgrade watch` (harmless when nothing listens).
 
     Examples:
 
@@ -253,6 +255,81 @@ def backfill(
         console.print("Some images could not be fetched this time; retry them with: "
                       "pixelgrade backfill --resume")
     console.print("Check the result with: pixelgrade verify")
+
+
+def watch(
+    db: DbOpt = None,
+    table: TableOpt = "images",
+    id_column: IdOpt = "id",
+    url_column: UrlOpt = "url",
+    score_column: ScoreOpt = "quality_score",
+    interval: Annotated[float, typer.Option(
+        help="Seconds between polls for new rows (SQLite, Supabase, PostgreSQL without the "
+        "trigger).", min=0.05)] = 2.0,
+    sweep_interval: Annotated[float, typer.Option(
+        help="Seconds between sweeps of every row still without a score (missed "
+        "notifications, transient failures due for a retry).", min=0.1)] = 60.0,
+    once: Annotated[bool, typer.Option(
+        "--once", help="One sweep, then exit (for cron).")] = False,
+    poll: Annotated[bool, typer.Option(
+        "--poll", help="Poll even on PostgreSQL with the trigger (needed behind a "
+        "transaction-mode pooler such as PgBouncer, where notifications never arrive).")
+        ] = False,
+    batch_size: Annotated[int, typer.Option(help="Rows per batch (one transaction each).",
+                                            min=1)] = 100,
+    concurrency: Annotated[int, typer.Option(help="Downloads in flight.", min=1)] = 16,
+    workers: Annotated[int | None, typer.Option(
+        help="Scoring processes (default: one per CPU core).", min=1)] = None,
+    error_log: Annotated[Path, typer.Option(help="Error log (JSON Lines).")] = Path(
+        "watch-errors.log"),
+    url_template: Annotated[str | None, typer.Option(
+        help="Turn stored paths into URLs, e.g. 'https://cdn.example.com/{path}'.")] = None,
+    root: Annotated[Path | None, typer.Option(
+        help="Folder that relative paths in the URL column are under (default: the "
+        "SQLite file's folder, else the working directory).")] = None,
+    bucket: Annotated[str | None, typer.Option(
+        help="Supabase Storage bucket that the paths in --path-column are in.")] = None,
+    public_bucket: Annotated[bool, typer.Option(
+        help="The bucket is public: download by public URL, without the key.")] = False,
+    max_bytes: Annotated[int, typer.Option(help="Refuse images larger than this.")] =
+        DEFAULT_MAX_BYTES,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines instead of text.")]
+        = False,
+) -> None:
+    """Score the images other programs insert, as they arrive, until stopped.
+
+    On PostgreSQL, new rows are announced by the trigger that `pixelgrade migrate` installs
+    (LISTEN/NOTIFY); on SQLite and Supabase, watch polls every --interval seconds. A sweep at
+    start and every --sweep-interval seconds catches rows inserted while it was down, missed
+    notifications and transient failures due for a retry. One line per image (--json: JSON
+    Lines). Ctrl-C or SIGTERM finishes the images in flight and exits with code 0.
+
+    Examples:
+
+      pixelgrade watch --db postgresql://app@db/shop
+
+      pixelgrade watch --db sqlite:///app.db --interval 5 --json >> watch.log
+
+      pixelgrade watch --once    # one sweep, then exit (cron)
+    """
+    from pixelgrade.watch import WatchLog, WatchOptions
+    from pixelgrade.watch import watch as run_watch
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        url = resolve_database_url(db)
+        store = open_store(url, _spec(table, id_column, url_column, score_column))
+        if root is None and store.dialect_name == "sqlite" and store.url.database:
+            root = Path(store.url.database).resolve().parent
+        options = WatchOptions(
+            batch_size=batch_size, workers=workers or os.cpu_count() or 1,
+            concurrency=concurrency, error_log=error_log, interval=interval,
+            sweep_interval=sweep_interval, once=once, listen=not poll,
+            url_template=url_template, root=root,
+            scoring=ScoringConfig(max_bytes=max_bytes), storage=_storage(bucket, public_bucket))
+        run_watch(store, options, WatchLog(sys.stdout, as_json=as_json))
+    except (PixelgradeError, ValueError) as exc:
+        raise _fail(console, exc) from exc
 
 
 def _storage(bucket: str | None, public: bool) -> StorageBucket | None:

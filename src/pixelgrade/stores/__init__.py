@@ -16,6 +16,7 @@ from dotenv import dotenv_values
 
 from pixelgrade.stores.base import (
     Capabilities,
+    NotifyChannel,
     Outcome,
     Row,
     Selection,
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "SUPABASE",
     "Capabilities",
+    "NotifyChannel",
     "Outcome",
     "Row",
     "Selection",

@@ -136,6 +136,17 @@ class StoreStats:
         return self.total - self.with_score
 
 
+@dataclass(frozen=True)
+class NotifyChannel:
+    """Where a PostgreSQL database announces its new rows: ``LISTEN channel`` on a connection
+    to ``dsn`` receives the id of each row inserted (the trigger ``pixelgrade migrate``
+    installs, see :func:`pixelgrade.stores.schema.notify_statements`)."""
+
+    #: libpq connection string, password included: never printed.
+    dsn: str = field(repr=False)
+    channel: str
+
+
 class Store(Protocol):
     """The interface the engine, ``verify`` and the gallery use. See :mod:`pixelgrade.stores`."""
 
@@ -160,6 +171,11 @@ class Store(Protocol):
 
     def fetch_rows(self, selection: Selection, ids: Sequence[Any]) -> list[Row]:
         """Those of ``ids`` that still need work, by id."""
+        ...
+
+    def notify_channel(self) -> NotifyChannel | None:
+        """Where new rows are announced, or None when the database does not push them (SQLite,
+        the REST API, PostgreSQL without pixelgrade's trigger): ``watch`` then polls."""
         ...
 
     def write(self, selection: Selection, outcomes: Sequence[Outcome]) -> int:

@@ -16,6 +16,9 @@ Column choices:
 * An index on (score, id): serves ``WHERE score >= 70 ORDER BY score DESC, id`` for the
   gallery's bands and sorting, and the backfill's ``WHERE score IS NULL AND id > :cursor
   ORDER BY id`` (the NULL rows form one contiguous range of the index, ordered by id).
+* On PostgreSQL, a trigger that announces each new row without a score
+  (``pg_notify('pixelgrade_images', id)``) to ``pixelgrade watch``; see
+  :func:`notify_statements`.
 """
 
 from __future__ import annotations
@@ -74,7 +77,54 @@ def migration_statements(dialect: Dialect, spec: TableSpec, existing: set[str]) 
     statements.append(
         f"CREATE INDEX {concurrently}IF NOT EXISTS {index} ON {table} ({q['score']}, {q['id']})"
     )
+    if postgres and {spec.id_column.lower(), spec.url_column.lower()} <= existing:
+        statements.extend(notify_statements(dialect, spec))
     return statements
+
+
+#: The trigger that announces new rows to ``pixelgrade watch`` (one per table).
+NOTIFY_TRIGGER = "pixelgrade_notify"
+
+
+def notify_channel(spec: TableSpec) -> str:
+    """The LISTEN/NOTIFY channel of ``spec``'s table: ``pixelgrade_images`` for ``images``,
+    ``pixelgrade_media_images`` for ``media.images``."""
+    return f"pixelgrade_{spec.table.replace('.', '_')}"[:63]
+
+
+def notify_statements(dialect: Dialect, spec: TableSpec) -> list[str]:
+    """PostgreSQL DDL for the trigger that NOTIFYs :func:`notify_channel` with the id (as
+    text) of every row inserted without a score, or whose URL changes while it has none.
+
+    Idempotent (``CREATE OR REPLACE FUNCTION``, then the trigger dropped if it exists and made
+    again). A notification with nobody listening is dropped by PostgreSQL, so inserts work the
+    same whether ``watch`` runs or not. The ``WHEN`` clause names the id and score columns, so
+    a wrong column name fails here, at ``migrate``, never later in the application's inserts.
+    Notifications are sent at commit (none for a rolled-back insert), each id once per
+    transaction.
+    """
+    table, q = _quote(dialect, spec)
+    prep = dialect.identifier_preparer
+    name = f"pixelgrade_notify_{spec.table.replace('.', '_')}"[:63]
+    function = ".".join([*([prep.quote(spec.schema)] if spec.schema else []), prep.quote(name)])
+    trigger = prep.quote(NOTIFY_TRIGGER)
+    channel = notify_channel(spec)  # letters, digits and underscores only: safe as a literal
+    return [
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger\n"
+        "LANGUAGE plpgsql\n"
+        "AS $$\n"
+        "BEGIN\n"
+        f"    PERFORM pg_notify('{channel}', NEW.{q['id']}::text);\n"
+        "    RETURN NULL;\n"
+        "END\n"
+        "$$",
+        f"DROP TRIGGER IF EXISTS {trigger} ON {table}",
+        f"CREATE TRIGGER {trigger}\n"
+        f"    AFTER INSERT OR UPDATE OF {q['url']} ON {table}\n"
+        "    FOR EACH ROW\n"
+        f"    WHEN (NEW.{q['score']} IS NULL AND NEW.{q['id']} IS NOT NULL)\n"
+        f"    EXECUTE FUNCTION {function}()",
+    ]
 
 
 def create_table_statements(dialect: Dialect, spec: TableSpec) -> list[str]:
@@ -104,6 +154,8 @@ def supabase_migration_statements(spec: TableSpec) -> list[str]:
     in one transaction, where ``CONCURRENTLY`` is not allowed)."""
     from sqlalchemy.dialects import postgresql
 
-    statements = migration_statements(postgresql.dialect(), spec, set())
+    # The key and URL columns are the user's own: assumed present (for the notify trigger).
+    statements = migration_statements(postgresql.dialect(), spec,
+                                      {spec.id_column.lower(), spec.url_column.lower()})
     return [statement.replace("CREATE INDEX CONCURRENTLY", "CREATE INDEX")
             for statement in statements]

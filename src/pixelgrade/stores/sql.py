@@ -32,6 +32,7 @@ from pixelgrade.stores.base import (
     ImagePage,
     ImageQuery,
     ImageRecord,
+    NotifyChannel,
     Outcome,
     Row,
     Segment,
@@ -42,7 +43,12 @@ from pixelgrade.stores.base import (
     cut_page,
     page_segments,
 )
-from pixelgrade.stores.schema import create_table_statements, migration_statements
+from pixelgrade.stores.schema import (
+    NOTIFY_TRIGGER,
+    create_table_statements,
+    migration_statements,
+    notify_channel,
+)
 
 #: Rows per ``UPDATE ... FROM (VALUES ...)`` statement (5 parameters a row; PostgreSQL allows
 #: 65,535 parameters in one statement).
@@ -233,6 +239,22 @@ class SqlStore:
                          .where(self.todo_clause(selection), id_col.in_(part)).order_by(id_col))
                 rows.extend(Row(row[0], row[1]) for row in conn.execute(query))
         return sorted(rows, key=lambda row: row.id)
+
+    def notify_channel(self) -> NotifyChannel | None:
+        """PostgreSQL with the insert trigger that ``migrate`` installs (and not disabled): the
+        channel its notifications arrive on. None on SQLite, and on PostgreSQL without it."""
+        if self.dialect_name != "postgresql":
+            return None
+        prep = self.engine.dialect.identifier_preparer
+        table = ".".join(prep.quote(part) for part in self.spec.table.split("."))
+        query = sa.text("SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(:table) "
+                        "AND tgname = :trigger AND tgenabled <> 'D'")
+        with self._connect() as conn:
+            found = conn.execute(query, {"table": table, "trigger": NOTIFY_TRIGGER}).scalar_one()
+        if not found:
+            return None
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return NotifyChannel(dsn=dsn, channel=notify_channel(self.spec))
 
     # -- writing -------------------------------------------------------------------------
 

@@ -238,6 +238,11 @@ class SupabaseStore:
                          for row in self._call(request).data or [])
         return sorted(found, key=lambda row: row.id)
 
+    def notify_channel(self) -> None:
+        """The REST API cannot LISTEN: ``watch`` polls (with ``--db postgresql://...``, the
+        project's direct connection, it listens)."""
+        return None
+
     # -- writing -------------------------------------------------------------------------
 
     def _values(self, outcome: Outcome) -> dict[str, Any]:

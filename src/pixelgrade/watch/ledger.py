@@ -1,0 +1,135 @@
+"""What ``watch`` remembers between rows: which are in flight, which failed for now and when to
+try them again, and the highest key seen.
+
+* **In flight.** A row is *claimed* before it is scored and released once its result is
+  written. A notification and a sweep (or two polls) that find the same row therefore score it
+  once: the second finds it claimed and leaves it. A read that began before a row's result was
+  written is stale for that row (it still saw it without a score), so its claim is refused too.
+* **Backoff.** A transient failure (timeout, 5xx, 429) leaves the row without a score; sweeps
+  try it again after ``retry_base`` seconds, then twice as long after each further failure, up
+  to ``retry_max``, so a dead URL is not fetched every few seconds. The schedule is kept in
+  memory for at most ``memory`` rows (the oldest entries are forgotten first: such a row is
+  simply tried again sooner).
+* **High-water mark.** The largest integer key seen: polls read only rows above it. Keys that
+  are not integers (UUIDs, text) have no useful order, and polls then read every row still to
+  do (see :meth:`Ledger.poll_cursor`).
+
+Claims are taken in the threads that read the database, so every method holds a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from pixelgrade.stores.base import Row
+
+#: Rows whose retry schedule is remembered (about 100 bytes each).
+RETRY_MEMORY = 100_000
+#: Rows whose "result written at" time is remembered, to refuse claims from stale reads.
+FINISHED_MEMORY = 10_000
+
+
+class Ledger:
+    """See the module docstring. ``clock`` is :func:`time.monotonic` unless a test says
+    otherwise; every ``fetched_at`` handed in must come from the same clock."""
+
+    def __init__(self, *, retry_base: float = 30.0, retry_max: float = 3600.0,
+                 memory: int = RETRY_MEMORY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if retry_base <= 0 or retry_max < retry_base:
+            raise ValueError("retry delays must be positive, the longest at least the first")
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.memory = memory
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._owners: dict[Any, object] = {}
+        #: key -> (transient failures in a row, earliest next attempt)
+        self._retry: OrderedDict[Any, tuple[int, float]] = OrderedDict()
+        #: key -> when its result was written
+        self._finished: OrderedDict[Any, float] = OrderedDict()
+        self._high_water: int | None = None
+        self._integer_keys = True
+
+    # -- claims --------------------------------------------------------------------------
+
+    def claim(self, rows: Sequence[Row], fetched_at: float, owner: object, *,
+              honour_backoff: bool = True) -> list[Row]:
+        """Those of ``rows`` (read from the database at ``fetched_at``) that are now ``owner``'s
+        to score: not in flight elsewhere, not finished since the read, and (with
+        ``honour_backoff``) not waiting for their next retry."""
+        kept = []
+        with self._lock:
+            now = self.clock()
+            for row in rows:
+                key = row.id
+                if key in self._owners:
+                    continue
+                if self._finished.get(key, float("-inf")) >= fetched_at:
+                    continue
+                if honour_backoff and key in self._retry and self._retry[key][1] > now:
+                    continue
+                self._owners[key] = owner
+                kept.append(row)
+        return kept
+
+    def finish(self, key: Any, *, transient_failure: bool) -> tuple[int, float | None]:
+        """Release ``key`` with its result written (or, for a transient failure, left for later).
+
+        Returns (failures in a row including this one, seconds until the next attempt); a
+        success or a permanent failure ends the schedule (next attempt None).
+        """
+        with self._lock:
+            now = self.clock()
+            self._owners.pop(key, None)
+            self._finished[key] = now
+            self._finished.move_to_end(key)
+            while len(self._finished) > FINISHED_MEMORY:
+                self._finished.popitem(last=False)
+            failures = self._retry.pop(key, (0, 0.0))[0] + 1
+            if not transient_failure:
+                return failures, None
+            delay = min(self.retry_max, self.retry_base * 2 ** (failures - 1))
+            self._retry[key] = (failures, now + delay)
+            while len(self._retry) > self.memory:
+                self._retry.popitem(last=False)
+            return failures, delay
+
+    def release(self, owner: object) -> int:
+        """Drop every claim ``owner`` still holds (work abandoned or failed to be written: the
+        rows stay to do). Returns how many."""
+        with self._lock:
+            keys = [key for key, holder in self._owners.items() if holder is owner]
+            for key in keys:
+                del self._owners[key]
+            return len(keys)
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._owners)
+
+    def waiting(self) -> int:
+        """Rows whose next attempt is scheduled (transient failures)."""
+        with self._lock:
+            return len(self._retry)
+
+    # -- the poll cursor -----------------------------------------------------------------
+
+    def see(self, keys: Iterable[Any]) -> None:
+        """Note keys read from the table (for :meth:`poll_cursor`)."""
+        with self._lock:
+            for key in keys:
+                if type(key) is not int:
+                    self._integer_keys = False
+                elif self._high_water is None or key > self._high_water:
+                    self._high_water = key
+
+    def poll_cursor(self) -> int | None:
+        """Where a poll starts: the highest integer key seen, or None (read every row still to
+        do) before any key was seen or once a key was not an integer."""
+        with self._lock:
+            return self._high_water if self._integer_keys else None

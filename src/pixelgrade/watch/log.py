@@ -1,0 +1,90 @@
+"""What ``watch`` says while it runs: one line per event, text or JSON Lines.
+
+Text (the default), one line per image with a UTC timestamp::
+
+    2026-05-01T09:30:12+00:00 scored  #1042 87 https://cdn.ex/a.jpg
+    2026-05-01T09:30:12+00:00 failed  #1043 https://cdn.ex/gone.jpg  http_404: ...
+    2026-05-01T09:30:13+00:00 retry   #1044 https://cdn.ex/b.jpg  timeout: ... (next try in 30 s)
+    2026-05-01T09:30:13+00:00 skipped #1045 https://cdn.ex/logo.svg  vector image (SVG)
+
+JSON Lines (``--json``): one object per line with ``time`` and ``event``; an image's line
+also has ``id``, ``url``, ``score``, ``status``, ``kind``, ``message``, ``transient``,
+``attempt``, ``retry_in`` (seconds, transient failures only) and ``via`` (what found the row:
+``notify``, ``poll``, ``sweep`` or ``startup``). Other events (``start``, ``watching``,
+``listen_lost``, ``listen_restored``, ``error``, ``stopping``, ``stopped``...) have a
+``message`` and their own fields.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+from pixelgrade.backfill.checkpoint import now_iso
+from pixelgrade.backfill.images import RowResult
+from pixelgrade.stores.sql import key_to_json
+
+
+class WatchLog:
+    """Writes events to ``stream`` (stdout by default), a line each, flushed at once so a
+    pipe, a journal or ``tail -f`` sees every line when it happens."""
+
+    def __init__(self, stream: TextIO | None = None, *, as_json: bool = False) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.as_json = as_json
+
+    def row(self, result: RowResult, via: str, *, attempt: int | None = None,
+            retry_in: float | None = None) -> None:
+        """The line for one image's result."""
+        outcome, failure = result.outcome, result.failure
+        event = "retry" if outcome is None else outcome.status
+        key = key_to_json(result.row.id)
+        if self.as_json:
+            self._write({
+                "time": now_iso(), "event": event, "id": key, "url": result.location,
+                "score": outcome.score if outcome else None,
+                "status": outcome.status if outcome else None,
+                "kind": failure.kind if failure else None,
+                "message": failure.message if failure else (
+                    (outcome.details or {}).get("reason") if outcome else None),
+                "transient": failure.transient if failure else None,
+                "attempt": attempt if failure else None,
+                "retry_in": retry_in, "via": via,
+            })
+            return
+        where = result.location or ""
+        if outcome is not None and outcome.status == "scored":
+            text = f"#{key} {outcome.score} {where}"
+        elif outcome is not None and outcome.status == "skipped":
+            text = f"#{key} {where}  {(outcome.details or {}).get('reason', '')}"
+        elif failure is not None:
+            text = f"#{key} {where}  {failure.kind}: {failure.message}"
+            if retry_in is not None:
+                text += f" (next try in {_seconds(retry_in)})"
+        else:  # a failed outcome without a failure record: not produced today
+            text = f"#{key} {where}"
+        self._line(f"{event:<7} {text}")
+
+    def note(self, event: str, message: str, **fields: Any) -> None:
+        """Any other event: ``message`` for people, ``fields`` for machines (JSON only)."""
+        if self.as_json:
+            self._write({"time": now_iso(), "event": event, "message": message, **fields})
+        else:
+            self._line(message)
+
+    def _line(self, text: str) -> None:
+        self.stream.write(f"{now_iso()} {text}\n")
+        self.stream.flush()
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.stream.write(json.dumps(record, default=str) + "\n")
+        self.stream.flush()
+
+
+def _seconds(value: float) -> str:
+    if value < 90:
+        return f"{value:.0f} s" if value >= 1 else f"{value:.1f} s"
+    if value < 5400:
+        return f"{value / 60:.0f} min"
+    return f"{value / 3600:.1f} h"
