@@ -473,6 +473,19 @@ def test_second_lock_on_the_same_table_is_refused(db_url: str) -> None:
             store.close()
 
 
+def test_a_watch_and_a_backfill_may_share_a_table_but_not_two_watches(db_url: str) -> None:
+    tables.pixelgrade_table(db_url, ["a.jpg"])
+    first, second = _store(db_url), _store(db_url)
+    try:
+        # Guarded writes: a backfill and a watch may run side by side; two watches may not.
+        with first.lock("backfill"), second.lock("watch"), pytest.raises(
+                BackfillLockedError, match="another watch is running"), first.lock("watch"):
+            pass
+    finally:
+        first.close()
+        second.close()
+
+
 def test_lock_is_released_when_the_holder_fails(db_url: str) -> None:
     tables.pixelgrade_table(db_url, ["a.jpg"])
     first, second = _store(db_url), _store(db_url)

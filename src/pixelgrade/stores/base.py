@@ -183,8 +183,9 @@ class Store(Protocol):
         ``selection``. Returns how many rows were written."""
         ...
 
-    def lock(self) -> AbstractContextManager[None]:
-        """Hold the one-backfill-per-table lock; raises BackfillLockedError if taken."""
+    def lock(self, job: str = "backfill") -> AbstractContextManager[None]:
+        """Hold the one-``job``-per-table lock (a backfill and a watch may run side by side:
+        their writes are guarded); raises BackfillLockedError if taken."""
         ...
 
     def stats(self, high_from: int, medium_from: int) -> StoreStats: ...
@@ -200,6 +201,7 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """``items`` in consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
 
 # -- the gallery's reads and writes ---------------------------------------------------------
 #

@@ -328,27 +328,24 @@ class SqlStore:
     # -- locking -------------------------------------------------------------------------
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self, job: str = "backfill") -> Iterator[None]:
         if self.dialect_name == "postgresql":
-            with self._advisory_lock():
+            with self._advisory_lock(job):
                 yield
         else:
-            with self._file_lock():
+            with self._file_lock(job):
                 yield
 
-    def _lock_name(self) -> str:
-        return f"pixelgrade-backfill:{self.spec.table}"
-
     @contextmanager
-    def _advisory_lock(self) -> Iterator[None]:
-        key = int.from_bytes(hashlib.sha256(self._lock_name().encode()).digest()[:8], "big",
-                             signed=True)
+    def _advisory_lock(self, job: str) -> Iterator[None]:
+        name = f"pixelgrade-{job}:{self.spec.table}"
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         with self.engine.connect() as conn:
             taken = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one()
             conn.commit()
             if not taken:
                 raise BackfillLockedError(
-                    f"another backfill is running on table {self.spec.table} in "
+                    f"another {job} is running on table {self.spec.table} in "
                     f"{self.describe_database()} (it holds PostgreSQL advisory lock {key}); "
                     "wait for it to finish or stop it first"
                 )
@@ -359,18 +356,18 @@ class SqlStore:
                 conn.commit()
 
     @contextmanager
-    def _file_lock(self) -> Iterator[None]:
+    def _file_lock(self, job: str) -> Iterator[None]:
         database = self.url.database or ""
         if not database or database == ":memory:":
             yield
             return
-        path = f"{database}.{self.spec.table}.backfill.lock"
+        path = f"{database}.{self.spec.table}.{job}.lock"
         with open(path, "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
                 raise BackfillLockedError(
-                    f"another backfill is running on table {self.spec.table} in "
+                    f"another {job} is running on table {self.spec.table} in "
                     f"{self.describe_database()} (lock file {path} is held); wait for it to "
                     "finish or stop it first"
                 ) from exc

@@ -452,21 +452,21 @@ class SupabaseStore:
     # -- misc ----------------------------------------------------------------------------
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """One backfill per table *from this machine* (a lock file under the working
-        directory); PostgREST pools its connections, so a database session lock cannot be
+    def lock(self, job: str = "backfill") -> Iterator[None]:
+        """One ``job`` (backfill, watch) per table *from this machine* (a lock file under the
+        working directory); PostgREST pools its connections, so a database session lock cannot be
         held across requests."""
         import fcntl
 
         folder = Path.cwd() / ".pixelgrade"
         folder.mkdir(exist_ok=True)
-        path = folder / f"{self.host.replace(':', '_')}-{self.spec.table}.backfill.lock"
+        path = folder / f"{self.host.replace(':', '_')}-{self.spec.table}.{job}.lock"
         with open(path, "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
                 raise BackfillLockedError(
-                    f"another backfill from this machine is running on table "
+                    f"another {job} from this machine is running on table "
                     f"{self.spec.table} of Supabase project {self.host} (lock file {path})"
                 ) from exc
             try:

@@ -220,7 +220,7 @@ class Watcher:
     def run(self, *, install_signal_handlers: bool = True) -> WatchReport:
         """Watch until stopped (or, with ``once``, for one sweep). Holds the table's backfill
         lock: one backfill or watch per table at a time."""
-        with self.store.lock():
+        with self.store.lock("watch"):
             report = asyncio.run(self._main(install_signal_handlers))
         self.log.note("stopped", _summary(report), **report.to_dict())
         return report
