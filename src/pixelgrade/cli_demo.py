@@ -40,7 +40,8 @@ def run_demo(folder: Path, console: Console) -> None:
     _featured(console, url)
     database = Path(sa.make_url(url).database or "").resolve()
     console.print(f"\nThe database is [bold]{database}[/]. Try:")
-    for command in (["verify", "--db", url, "--json"],
+    for command in (["serve", "--db", url],  # the gallery: browse, filter, upload
+                    ["verify", "--db", url, "--json"],
                     ["backfill", "--db", url, "--retry-failed", "--verbose"],
                     ["score", str(folder / "featured" / "coffee-noisy.png")]):
         console.print(f"  pixelgrade {shlex.join(command)}", highlight=False)

@@ -4,6 +4,7 @@ last, ties broken by id, counts, cursors; the same on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -11,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from pixelgrade.gallery import encode_cursor
 from pixelgrade.stores import SqlStore, TableSpec
-from pixelgrade.stores.base import BANDS, SORTS, ImageQuery, page_segments
-from tests.web.conftest import Library, all_rows, fill, reference_order, walk
+from pixelgrade.stores.base import BANDS, SORTS, ImageQuery, Outcome, page_segments
+from tests.web.conftest import LIBRARY, Library, all_rows, fill, reference_order, walk
 
 PAGE_SIZES = (1, 2, 3, 7, 200)
 
@@ -167,3 +168,28 @@ def test_a_deep_page_is_one_index_range_on_sqlite(big_store: SqlStore, band: str
             assert "USING INDEX" in plan or "INTEGER PRIMARY KEY" in plan, plan
     page = big_store.list_images(query)
     assert len(page.items) == 48
+
+
+def test_uuid_keys_page_the_same_way(db_url: str, pool: object, tmp_path: object) -> None:
+    """A table keyed by UUID (made by the app, then migrated): cursors carry the UUID."""
+    from pixelgrade.web import WebSettings, create_app
+    from tests.stores.tables import bare_table
+
+    bare_table(db_url, ["a.jpg"] * len(LIBRARY), uuid_ids=True)
+    store = SqlStore(db_url, TableSpec(), inspect=False)
+    store.migrate()
+    for key, (score, status, reason) in zip(
+            [r["id"] for r in all_rows(store)], LIBRARY, strict=True):
+        if status is not None:
+            store.set_result(Outcome(key, status, score, {"reason": reason}))  # type: ignore
+    table = [{"id": str(r["id"]), "score": r["score"]} for r in all_rows(store)]
+    app = create_app(store, WebSettings(cache=Path(str(tmp_path)) / "cache"),
+                     pool=pool)  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        for band in BANDS:
+            for sort in SORTS:
+                assert walk(client, band, sort, 3) == reference_order(table, band, sort)
+        one = table[0]["id"]
+        assert client.get(f"/api/images/{one}").json()["id"] == one
+        assert client.get("/api/images/not-a-uuid").status_code == 404
+    store.close()

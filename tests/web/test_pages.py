@@ -118,3 +118,8 @@ def test_unreadable_sources_get_a_placeholder_never_an_error(
     unknown = client.get("/thumbs/424242/thumb.jpg")
     assert unknown.status_code == 404 and unknown.headers["content-type"].startswith("image/svg")
     assert client.get(f"/thumbs/{library.photo_id}/original.jpg").status_code == 404
+
+
+def test_footer_names_the_thresholds_on_every_page(client: TestClient, library: Library) -> None:
+    for path in ("/", "/?band=unscored", "/stats", f"/images/{library.photo_id}"):
+        assert "High ≥ 70 · Medium ≥ 40" in client.get(path).text, path

@@ -7,7 +7,6 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from pixelgrade.web import create_app
@@ -19,18 +18,17 @@ WRITES = [("/api/images", {"files": {"file": ("a.jpg", b"x", "image/jpeg")}}),
           ("/api/images/1/rescore", {})]
 
 
-@pytest.mark.parametrize(("path", "extra"), WRITES)
-def test_writes_need_the_token(client: TestClient, path: str, extra: dict[str, object]
-                               ) -> None:
-    missing = client.post(path, **extra)  # type: ignore[arg-type]
-    assert missing.status_code == 401
-    assert missing.headers["www-authenticate"] == "Bearer"
-    wrong = client.post(path, headers={"Authorization": "Bearer nope"},
-                        **extra)  # type: ignore[arg-type]
-    assert wrong.status_code == 403 and wrong.json()["detail"] == "wrong API token"
-    basic = client.post(path, headers={"Authorization": f"Basic {TOKEN}"},
-                        **extra)  # type: ignore[arg-type]
-    assert basic.status_code == 401
+def test_writes_need_the_token(client: TestClient) -> None:
+    for path, extra in WRITES:
+        missing = client.post(path, **extra)  # type: ignore[arg-type]
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = client.post(path, headers={"Authorization": "Bearer nope"},
+                            **extra)  # type: ignore[arg-type]
+        assert wrong.status_code == 403 and wrong.json()["detail"] == "wrong API token"
+        basic = client.post(path, headers={"Authorization": f"Basic {TOKEN}"},
+                            **extra)  # type: ignore[arg-type]
+        assert basic.status_code == 401
 
 
 def test_without_a_configured_token_writes_are_off(
@@ -64,23 +62,24 @@ def test_upload_is_scored_stored_under_a_generated_name_and_listed(
     assert picture.headers["content-type"] == "image/jpeg"
 
 
-@pytest.mark.parametrize(("data", "said"), [
+NON_IMAGES = [
     (b"<!DOCTYPE html><html><body>Not Found</body></html>", "an HTML page, not an image"),
     (b"just some words in a file\n", "plain text, not an image"),
     (SVG, "vector image (SVG)"),
     (b"", "empty file"),
     (b"\x00\x01\x02\x03garbage" * 10, "unrecognised data"),
-])
-def test_non_images_are_refused_with_415(client: TestClient, library: Library, data: bytes,
-                                         said: str) -> None:
+]
+
+
+def test_non_images_are_refused_with_415(client: TestClient, library: Library) -> None:
     before = len(all_rows(library.store))
-    response = client.post("/api/images", headers=AUTH,
-                           files={"file": ("photo.jpg", data, "image/jpeg")})
-    assert response.status_code == 415, response.text
-    assert said in response.json()["detail"]
+    for data, said in NON_IMAGES:
+        response = client.post("/api/images", headers=AUTH,
+                               files={"file": ("photo.jpg", data, "image/jpeg")})
+        assert response.status_code == 415, response.text
+        assert said in response.json()["detail"]
     assert len(all_rows(library.store)) == before
-    assert not (library.root / "uploads").exists() or not any(
-        (library.root / "uploads").iterdir())
+    assert not (library.root / "uploads").exists()
 
 
 def test_oversize_uploads_are_refused_with_413(client: TestClient, library: Library) -> None:

@@ -27,7 +27,7 @@ async def gallery_page(request: Request, band: str = "all", sort: str = "score_d
     web = context(request)
     limit = web.settings.page_size or DEFAULT_PAGE_SIZE
     page = await asyncio.to_thread(web.gallery.list, band, sort, cursor, limit)
-    values = {"page": page, "bands": BANDS, "sorts": SORTS}
+    values = {"page": page, "band_names": BANDS, "sorts": SORTS}
     if fragment:
         return web.templates.TemplateResponse(request, "_cards.html", values)
     counts = await asyncio.to_thread(web.gallery.counts)

@@ -1,0 +1,75 @@
+"""The gallery over a Supabase project's REST API (the real PostgREST stack of
+tests/supabase): the same pages of every band and sort as on SQL, counts, one image, an upload
+(row added through the API) and a re-score."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pixelgrade.scoring import ScoringConfig
+from pixelgrade.stores import SupabaseStore
+from pixelgrade.stores.base import BANDS, SORTS
+from pixelgrade.web import WebSettings, create_app
+from tests.backfill.conftest import jpeg, png
+from tests.supabase.conftest import CLIENT_NOISE, fresh_supabase, supabase_stack  # noqa: F401
+from tests.supabase.helpers import execute, make_table, rows
+from tests.supabase.stack import SupabaseStack
+from tests.web.conftest import AUTH, LIBRARY, TOKEN, reference_order, walk
+
+pytestmark = CLIENT_NOISE
+
+
+@pytest.fixture
+def supabase_client(fresh_supabase: SupabaseStack, tmp_path: Path,  # noqa: F811
+                    pool: ProcessPoolExecutor) -> Iterator[tuple[TestClient, SupabaseStack]]:
+    stack = fresh_supabase
+    (tmp_path / "a.jpg").write_bytes(jpeg())
+    make_table(stack, ["a.jpg"] * len(LIBRARY), functions=True)
+    for key, (score, status, reason) in enumerate(LIBRARY, start=1):
+        if status is not None:
+            details = {"reason": reason} if reason else {"format": "JPEG"}
+            execute(stack, "UPDATE images SET quality_score = %s, quality_status = %s, "
+                    "quality_details = %s::jsonb WHERE id = %s",
+                    (score, status, json.dumps(details), key))
+    store = SupabaseStore(stack.url, stack.service_key)
+    settings = WebSettings(token=TOKEN, uploads=tmp_path / "uploads", root=tmp_path,
+                           cache=tmp_path / "thumbnails", page_size=4,
+                           scoring=ScoringConfig(max_bytes=400_000))
+    with TestClient(create_app(store, settings, pool=pool)) as client:
+        yield client, stack
+
+
+def test_pages_counts_and_writes_over_rest(
+        supabase_client: tuple[TestClient, SupabaseStack]) -> None:
+    client, stack = supabase_client
+    table = [{"id": row["id"], "score": row["quality_score"]} for row in rows(stack).values()]
+    for band in BANDS:
+        for sort in SORTS:
+            expected = reference_order(table, band, sort)
+            for limit in (1, 3, 200):
+                assert walk(client, band, sort, limit) == expected, (band, sort, limit)
+    counts = client.get("/api/counts").json()
+    assert counts == {band: len(reference_order(table, band, "newest")) for band in BANDS}
+    assert client.get("/api/images/11").json()["reason"] == "file not found: gone.jpg"
+    assert client.get("/api/images/999").status_code == 404
+    assert client.get("/api/images/abc").status_code == 404
+    assert "<svg" in client.get("/stats").text
+
+    uploaded = client.post("/api/images", headers=AUTH,
+                           files={"file": ("x.png", png(), "image/png")})
+    assert uploaded.status_code == 201, uploaded.text
+    image = uploaded.json()
+    stored = rows(stack)[image["id"]]
+    assert stored["quality_score"] == image["score"] and stored["quality_status"] == "scored"
+    assert stored["url"] == image["location"] and stored["quality_scored_at"] is not None
+
+    rescored = client.post("/api/images/10/rescore", headers=AUTH).json()
+    assert rescored["state"] == "scored" and rows(stack)[10]["quality_score"] == rescored["score"]
+    picture = client.get("/thumbs/10/thumb.jpg")
+    assert picture.headers["content-type"] == "image/jpeg"
