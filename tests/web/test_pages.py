@@ -123,3 +123,12 @@ def test_unreadable_sources_get_a_placeholder_never_an_error(
 def test_footer_names_the_thresholds_on_every_page(client: TestClient, library: Library) -> None:
     for path in ("/", "/?band=unscored", "/stats", f"/images/{library.photo_id}"):
         assert "High ≥ 70 · Medium ≥ 40" in client.get(path).text, path
+
+
+def test_pages_send_security_headers(client: TestClient) -> None:
+    page = client.get("/")
+    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'self'
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/thumbs/424242/thumb.jpg").headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in client.get("/api/docs").headers

@@ -59,9 +59,21 @@ class Actions:
     pool_factory: Callable[[], Executor]
     scorer_factory: Callable[[Executor], ImageScorer]
 
+    #: Uploads read and scored at once (each holds up to ``max_bytes`` in memory); more wait.
+    uploads_in_flight: int = 4
+
     def __post_init__(self) -> None:
         self._pool: Executor | None = None
         self._scorer: ImageScorer | None = None
+        self._upload_slots: asyncio.Semaphore | None = None
+
+    @property
+    def upload_slots(self) -> asyncio.Semaphore:
+        """Bounds the memory that uploads hold: ``async with actions.upload_slots:`` around
+        reading an upload's bytes and :meth:`upload`."""
+        if self._upload_slots is None:
+            self._upload_slots = asyncio.Semaphore(self.uploads_in_flight)
+        return self._upload_slots
 
     @property
     def pool(self) -> Executor:

@@ -143,9 +143,10 @@ async def upload_image(request: Request, file: Annotated[UploadFile, File(
         description="One image; its bytes decide what it is, not its name.")]) -> Any:
     """Add an image: checked, stored under a generated name, scored before the answer."""
     web = context(request)
-    data = await file.read(web.settings.scoring.max_bytes + 1)
-    await file.close()
-    view = await web.actions.upload(data)
+    async with web.actions.upload_slots:
+        data = await file.read(web.settings.scoring.max_bytes + 1)
+        await file.close()
+        view = await web.actions.upload(data)
     return JSONResponse(detail(view), 201, headers={"Location": f"/api/images/{view.key}"})
 
 

@@ -129,7 +129,8 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
             else (lambda: pool),
             scorer_factory=lambda executor: ImageScorer(
                 executor, settings.workers, settings.scoring, web.reader.fetcher
-                if web.reader else None, locator)))
+                if web.reader else None, locator),
+            uploads_in_flight=max(2, 2 * settings.workers)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -161,6 +162,7 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
     _error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.scoring.max_bytes + MULTIPART_OVERHEAD,
                        paths=("/api/images",))
+    app.add_middleware(SecurityHeaders)
     if settings.protect_reads:
         app.add_middleware(ReadGuard, token=settings.token or "")
     return app
@@ -243,6 +245,36 @@ class BodyLimit:
             return incoming
 
         await self.app(scope, limited, send)
+
+
+#: Pages load scripts, styles and pictures from this server only; the interactive API docs
+#: (FastAPI's Swagger UI, which loads its own script and style from a CDN) are left out.
+CONTENT_SECURITY_POLICY = (b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                           b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+class SecurityHeaders:
+    """nosniff and a referrer policy on every answer, a content security policy on pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"] == "/api/docs"
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"x-content-type-options", b"nosniff"),
+                         (b"referrer-policy", b"same-origin")]
+                if not docs:
+                    extra.append((b"content-security-policy", CONTENT_SECURITY_POLICY))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class ReadGuard:
