@@ -143,14 +143,14 @@ def version() -> None:
     print(f"pixelgrade {__version__} (scorer version {SCORER_VERSION})")
 
 
-from pixelgrade import cli_db  # noqa: E402  (commands that work on a database)
+from pixelgrade import cli_db, cli_web  # noqa: E402  (commands on a database; the web gallery)
 
 app.command()(cli_db.init)
 app.command()(cli_db.migrate)
 app.command()(cli_db.backfill)
 app.command()(cli_db.watch)
 app.command("verify")(cli_db.verify_command)
-app.command()(__import__("pixelgrade.cli_web", fromlist=["serve"]).serve)  # the web gallery
+app.command()(cli_web.serve)
 
 
 def main() -> None:  # pragma: no cover - console entry point
