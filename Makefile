@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: $(VENV)/.installed-bench
 	$(PY) bench/speed.py
 	$(PY) bench/validity.py
 	$(PY) bench/backfill.py
+
+# docs/screenshots/*.png: the gallery in Debian's headless Chromium (apt-installed if missing).
+screenshots: $(VENV)/.installed-test
+	$(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info pixelgrade-demo
