@@ -27,13 +27,14 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/pixelgrade demo
 
 test: $(VENV)/.installed-test
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-bench
 	$(PY) bench/speed.py
 	$(PY) bench/validity.py
 	$(PY) bench/backfill.py
+	$(PY) bench/gallery.py
 
 # docs/screenshots/*.png: the gallery in Debian's headless Chromium (apt-installed if missing).
 screenshots: $(VENV)/.installed-test
