@@ -37,6 +37,10 @@ class VectorImageError(ImageError):
     status = "skipped"
 
 
+class WorkerCrashError(ImageError):
+    """The process scoring this image died (a decoder crash, or killed for memory)."""
+
+
 class FetchError(PixelgradeError):
     """The bytes could not be read from where the path or URL points.
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pixelgrade.errors import FetchError, ImageTooLargeError
+from pixelgrade.errors import FetchError, ImageTooLargeError, WorkerCrashError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import ScoringConfig, score_bytes
 from pixelgrade.sources.files import read_file
@@ -112,9 +114,18 @@ class Locator:
 class ImageScorer:
     """``await scorer(row)`` -> :class:`RowResult`. One per run."""
 
+    #: The pool functions; replaceable so tests can stand in a decoder that crashes.
+    score_data_function: Callable[[bytes, ScoringConfig], dict[str, Any]] = staticmethod(
+        score_data)
+    score_path_function: Callable[[str, ScoringConfig], dict[str, Any]] = staticmethod(
+        score_path)
+
     def __init__(self, pool: Executor, workers: int, config: ScoringConfig,
                  fetcher: HttpFetcher | None, locator: Locator) -> None:
         self.pool = pool
+        self.workers = workers
+        self._replacements: list[ProcessPoolExecutor] = []
+        self._isolation = asyncio.Lock()
         self.config = config
         self.fetcher = fetcher
         self.locator = locator
@@ -135,20 +146,19 @@ class ImageScorer:
         except FetchError as exc:
             return self._failed(row, None, exc.kind, str(exc), transient=False)
         shown = redact_url(location) if is_url(location) else location
-        loop = asyncio.get_running_loop()
         try:
             if is_url(location):
                 if self.fetcher is None:
                     raise FetchError("http(s) URLs are not enabled for this run", kind="config")
                 data = await self.fetcher.fetch(location)
                 async with self._scoring_slots:
-                    report = await loop.run_in_executor(self.pool, score_data, data,
-                                                        self.config)
+                    report = await self._in_pool(self.score_data_function, data)
                 del data
             else:
                 async with self._scoring_slots:
-                    report = await loop.run_in_executor(self.pool, score_path, location,
-                                                        self.config)
+                    report = await self._in_pool(self.score_path_function, location)
+        except WorkerCrashError as exc:
+            return self._failed(row, shown, "worker_crash", str(exc), transient=False)
         except ImageTooLargeError as exc:
             return self._failed(row, shown, "too_large", str(exc), transient=False)
         except FetchError as exc:
@@ -162,6 +172,42 @@ class ImageScorer:
         if report["status"] == "failed":
             failure = Failure(report.get("kind", "decode"), report["reason"], transient=False)
         return RowResult(row, shown, outcome, failure)
+
+    async def _in_pool(self, function: Callable[[Any, ScoringConfig], dict[str, Any]],
+                       argument: Any) -> dict[str, Any]:
+        """Run ``function(argument, config)`` in the pool, surviving a worker that dies.
+
+        A decoder that crashes (a segfault on hostile bytes) or a worker killed for memory
+        breaks the whole pool, failing every image in flight. The pool is replaced, and each
+        image that was in flight is tried again alone in a fresh process: the ones that pass
+        are scored as usual, the one that kills its process again raises WorkerCrashError.
+        """
+        loop = asyncio.get_running_loop()
+        pool = self.pool
+        try:
+            return await loop.run_in_executor(pool, function, argument, self.config)
+        except BrokenProcessPool:
+            pass
+        if self.pool is pool:  # the first image to notice replaces the pool for everyone
+            self.pool = scoring_pool(self.workers)
+            self._replacements.append(self.pool)
+        async with self._isolation:
+            solo = scoring_pool(1)
+            try:
+                return await loop.run_in_executor(solo, function, argument, self.config)
+            except BrokenProcessPool as exc:
+                raise WorkerCrashError(
+                    "the scoring process died on this image (the decoder crashed, or the "
+                    "process was killed, e.g. for memory); recorded as failed so the run "
+                    "goes on") from exc
+            finally:
+                solo.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Shut down the pools this scorer made to replace broken ones."""
+        for pool in self._replacements:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._replacements.clear()
 
     def _failed(self, row: Row, shown: str | None, kind: str, message: str, *,
                 transient: bool) -> RowResult:

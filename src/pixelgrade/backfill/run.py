@@ -201,6 +201,7 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         pool = stack.enter_context(make_pool(options.workers))
         scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
                              Locator(options.url_template, options.root, options.storage))
+        stack.callback(scorer.close)
         engine: Engine[Row, RowResult] = Engine(
             _StoreCollection(store, options.selection), scorer, options.engine,
             start_after=start_after, retry_items=retry_rows, on_batch=on_batch)
@@ -299,7 +300,10 @@ def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> Dr
                 await asyncio.gather(*(asyncio.get_running_loop().run_in_executor(pool, abs, 0)
                                        for _ in range(options.workers)))
                 started = time.monotonic()
-                results = list(await asyncio.gather(*(scorer(row) for row in rows)))
+                try:
+                    results = list(await asyncio.gather(*(scorer(row) for row in rows)))
+                finally:
+                    scorer.close()
                 return results, time.monotonic() - started
 
     results, seconds = asyncio.run(score_sample()) if rows else ([], 0.0)

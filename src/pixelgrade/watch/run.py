@@ -279,6 +279,7 @@ class Watcher:
                 self._scorer = ImageScorer(
                     pool, options.workers, options.scoring, fetcher,
                     Locator(options.url_template, options.root, options.storage))
+                stack.callback(self._scorer.close)
                 channel = None
                 if options.listen and not options.once:
                     channel = await asyncio.to_thread(self.store.notify_channel)
