@@ -44,6 +44,20 @@ UrlOpt = Annotated[str, typer.Option("--url-column", "--path-column",
                                      help="Column with the image URL or path.")]
 ScoreOpt = Annotated[str, typer.Option("--score-column", help="Column for the 0-100 score.")]
 
+ConcurrencyOpt = Annotated[int, typer.Option(help="Downloads in flight.", min=1)]
+WorkersOpt = Annotated[int | None, typer.Option(
+    help="Scoring processes (default: one per CPU core).", min=1)]
+UrlTemplateOpt = Annotated[str | None, typer.Option(
+    help="Turn stored paths into URLs, e.g. 'https://cdn.example.com/{path}'.")]
+RootOpt = Annotated[Path | None, typer.Option(
+    help="Folder that relative paths in the URL column are under (default: the "
+    "SQLite file's folder, else the working directory).")]
+BucketOpt = Annotated[str | None, typer.Option(
+    help="Supabase Storage bucket that the paths in --path-column are in.")]
+PublicBucketOpt = Annotated[bool, typer.Option(
+    help="The bucket is public: download by public URL, without the key.")]
+MaxBytesOpt = Annotated[int, typer.Option(help="Refuse images larger than this.")]
+
 
 def _spec(table: str, id_column: str, url_column: str, score_column: str) -> TableSpec:
     return TableSpec(table=table, id_column=id_column, url_column=url_column,
@@ -163,9 +177,8 @@ def backfill(
                                        min=0)] = 0,
     rate: Annotated[float | None, typer.Option(help="At most this many images per second.",
                                                min=0.001)] = None,
-    concurrency: Annotated[int, typer.Option(help="Downloads in flight.", min=1)] = 16,
-    workers: Annotated[int | None, typer.Option(
-        help="Scoring processes (default: one per CPU core).", min=1)] = None,
+    concurrency: ConcurrencyOpt = 16,
+    workers: WorkersOpt = None,
     limit: Annotated[int | None, typer.Option(help="Stop after this many rows.", min=1)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="A line for every image.")] = False,
@@ -180,17 +193,11 @@ def backfill(
     rescore_version: Annotated[bool, typer.Option(
         "--rescore-version",
         help="Also redo rows scored, skipped or failed by another scorer version.")] = False,
-    url_template: Annotated[str | None, typer.Option(
-        help="Turn stored paths into URLs, e.g. 'https://cdn.example.com/{path}'.")] = None,
-    root: Annotated[Path | None, typer.Option(
-        help="Folder that relative paths in the URL column are under (default: the "
-        "SQLite file's folder, else the working directory).")] = None,
-    bucket: Annotated[str | None, typer.Option(
-        help="Supabase Storage bucket that the paths in --path-column are in.")] = None,
-    public_bucket: Annotated[bool, typer.Option(
-        help="The bucket is public: download by public URL, without the key.")] = False,
-    max_bytes: Annotated[int, typer.Option(help="Refuse images larger than this.")] =
-        DEFAULT_MAX_BYTES,
+    url_template: UrlTemplateOpt = None,
+    root: RootOpt = None,
+    bucket: BucketOpt = None,
+    public_bucket: PublicBucketOpt = False,
+    max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary at the end.")]
         = False,
 ) -> None:
@@ -277,22 +284,15 @@ def watch(
         ] = False,
     batch_size: Annotated[int, typer.Option(help="Rows per batch (one transaction each).",
                                             min=1)] = 100,
-    concurrency: Annotated[int, typer.Option(help="Downloads in flight.", min=1)] = 16,
-    workers: Annotated[int | None, typer.Option(
-        help="Scoring processes (default: one per CPU core).", min=1)] = None,
+    concurrency: ConcurrencyOpt = 16,
+    workers: WorkersOpt = None,
     error_log: Annotated[Path, typer.Option(help="Error log (JSON Lines).")] = Path(
         "watch-errors.log"),
-    url_template: Annotated[str | None, typer.Option(
-        help="Turn stored paths into URLs, e.g. 'https://cdn.example.com/{path}'.")] = None,
-    root: Annotated[Path | None, typer.Option(
-        help="Folder that relative paths in the URL column are under (default: the "
-        "SQLite file's folder, else the working directory).")] = None,
-    bucket: Annotated[str | None, typer.Option(
-        help="Supabase Storage bucket that the paths in --path-column are in.")] = None,
-    public_bucket: Annotated[bool, typer.Option(
-        help="The bucket is public: download by public URL, without the key.")] = False,
-    max_bytes: Annotated[int, typer.Option(help="Refuse images larger than this.")] =
-        DEFAULT_MAX_BYTES,
+    url_template: UrlTemplateOpt = None,
+    root: RootOpt = None,
+    bucket: BucketOpt = None,
+    public_bucket: PublicBucketOpt = False,
+    max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
     as_json: Annotated[bool, typer.Option("--json", help="JSON Lines instead of text.")]
         = False,
 ) -> None:

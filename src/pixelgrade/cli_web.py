@@ -11,7 +11,18 @@ import typer
 from dotenv import dotenv_values
 from rich.console import Console
 
-from pixelgrade.cli_db import DbOpt, IdOpt, ScoreOpt, TableOpt, UrlOpt, _spec, _storage
+from pixelgrade.cli_db import (
+    BucketOpt,
+    DbOpt,
+    IdOpt,
+    PublicBucketOpt,
+    RootOpt,
+    ScoreOpt,
+    TableOpt,
+    UrlOpt,
+    _spec,
+    _storage,
+)
 from pixelgrade.errors import PixelgradeError
 from pixelgrade.scoring import Bands, ScoringConfig
 from pixelgrade.scoring.config import DEFAULT_MAX_BYTES
@@ -30,16 +41,12 @@ def serve(
     uploads: Annotated[Path | None, typer.Option(
         help="Folder for uploaded images (default: uploads/ beside the SQLite database, "
         "else ./uploads).")] = None,
-    root: Annotated[Path | None, typer.Option(
-        help="Folder that relative paths in the URL column are under (default: the "
-        "SQLite file's folder, else the working directory).")] = None,
+    root: RootOpt = None,
     cache: Annotated[Path | None, typer.Option(
         help="Thumbnail cache folder (default: thumbnails/ beside the SQLite database, "
         "else ./.pixelgrade/thumbnails).")] = None,
-    bucket: Annotated[str | None, typer.Option(
-        help="Supabase Storage bucket that the paths in --path-column are in.")] = None,
-    public_bucket: Annotated[bool, typer.Option(
-        help="The bucket is public: download by public URL, without the key.")] = False,
+    bucket: BucketOpt = None,
+    public_bucket: PublicBucketOpt = False,
     workers: Annotated[int, typer.Option(help="Scoring processes for uploads and re-scores.",
                                          min=1)] = 2,
     high: Annotated[int, typer.Option("--high", help="Lowest score in the High band.")] = 70,
