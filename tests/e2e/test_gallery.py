@@ -171,6 +171,7 @@ def test_upload_through_the_file_picker_shows_the_score(page: Any, library: Libr
     assert "token" not in page.url, "the token should leave the address bar"
     page.evaluate("window.e2eMarker = 'this very page'")
     before = {r["id"] for r in library.rows()}
+    counts_before = chip_counts(page)
     data = _upload_photo()
     expected = score_bytes(data).score
     assert expected is not None
@@ -193,6 +194,10 @@ def test_upload_through_the_file_picker_shows_the_score(page: Any, library: Libr
     page.wait_for_function("img => img.complete && img.naturalWidth > 0",
                            arg=done.locator("img").element_handle())
     assert page.evaluate("window.e2eMarker") == "this very page", "the page was reloaded"
+    # The chips count the new image without a reload.
+    band = band_of(expected)
+    assert chip_counts(page) == {**counts_before, "all": counts_before["all"] + 1,
+                                 band: counts_before[band] + 1}
 
     added = [r for r in library.rows() if r["id"] not in before]
     assert len(added) == 1, "one row for the photo, none for the text file"

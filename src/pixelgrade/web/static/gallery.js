@@ -94,6 +94,18 @@
       link.append(img);
       li.append(link, badge, document.createTextNode(" " + name + (image.band ? " · " + image.band : "")));
     };
+    // The chips' counts, as the table now stands (uploads add rows).
+    const refreshCounts = async () => {
+      try {
+        const response = await fetch("/api/counts", { credentials: "same-origin" });
+        if (!response.ok) return;
+        const counts = await response.json();
+        for (const [band, count] of Object.entries(counts)) {
+          const span = document.querySelector("a.chip-" + band + " .count");
+          if (span) span.textContent = Number(count).toLocaleString("en-US");
+        }
+      } catch (e) { /* the counts are a convenience: the next page load shows them */ }
+    };
     const uploadOne = async (file) => {
       const li = line(file.name);
       const body = new FormData();
@@ -112,6 +124,7 @@
         while (queue.length) await uploadOne(queue.shift());
       });
       await Promise.all(workers);
+      await refreshCounts();
       const refresh = document.createElement("li");
       refresh.innerHTML = '<a href="/?sort=newest">Show the newest images</a>';
       results.append(refresh);
