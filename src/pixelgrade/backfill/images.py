@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from pixelgrade.backfill.errorlog import ErrorRecord
 from pixelgrade.errors import FetchError, ImageTooLargeError, WorkerCrashError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import ScoringConfig, score_bytes
@@ -33,6 +34,7 @@ from pixelgrade.sources.files import read_file
 from pixelgrade.sources.http import HttpFetcher, is_url, redact_url
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import Outcome, Row
+from pixelgrade.stores.sql import key_to_json
 
 #: Report keys kept in the details column (score and status have columns of their own; the band
 #: is left out because it depends on thresholds that can change).
@@ -55,6 +57,43 @@ class RowResult:
     location: str | None
     outcome: Outcome | None
     failure: Failure | None
+
+    @property
+    def kind(self) -> str:
+        """``scored``, ``skipped``, ``failed`` (all written) or ``retry_later`` (left NULL)."""
+        return "retry_later" if self.outcome is None else self.outcome.status
+
+    def error_record(self, attempt: int, time: str) -> ErrorRecord | None:
+        """The error-log line for this row, or None when nothing went wrong."""
+        if self.failure is None:
+            return None
+        return ErrorRecord(id=key_to_json(self.row.id), url=self.location,
+                           kind=self.failure.kind, message=self.failure.message,
+                           transient=self.failure.transient, attempt=attempt, time=time)
+
+
+class BatchCounts(Protocol):
+    """The running counts a backfill or watch report keeps."""
+
+    processed: int
+    written: int
+    scored: int
+    skipped: int
+    failed: int
+    retry_later: int
+    not_written_already_done: int
+
+
+def count_batch(counts: BatchCounts, results: Sequence[RowResult], written: int) -> None:
+    """Add one written batch to ``counts``. Outcomes the guarded write skipped are rows that
+    someone else scored meanwhile."""
+    for result in results:
+        kind = result.kind
+        setattr(counts, kind, getattr(counts, kind) + 1)
+    outcomes = sum(1 for result in results if result.outcome is not None)
+    counts.not_written_already_done += max(0, outcomes - written)
+    counts.processed += len(results)
+    counts.written += written
 
 
 def make_pool(workers: int) -> ProcessPoolExecutor:

@@ -22,8 +22,8 @@ from rich.console import Console
 
 from pixelgrade.backfill import checkpoint as checkpoints
 from pixelgrade.backfill.engine import BatchDone, Engine, EngineOptions
-from pixelgrade.backfill.errorlog import ErrorLog, ErrorRecord
-from pixelgrade.backfill.images import ImageScorer, Locator, RowResult, make_pool
+from pixelgrade.backfill.errorlog import ErrorLog
+from pixelgrade.backfill.images import ImageScorer, Locator, RowResult, count_batch, make_pool
 from pixelgrade.backfill.progress import PlainProgress, RichProgress, Tally
 from pixelgrade.errors import CheckpointError, StoreError
 from pixelgrade.scoring import SCORER_VERSION, ScoringConfig
@@ -152,37 +152,19 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
                   else 0, started=time.monotonic())
 
     def on_batch(done: BatchDone[RowResult]) -> None:
-        records = []
-        succeeded = failed = 0
         now = checkpoints.now_iso()
+        records = []
         for result in done.results:
-            outcome = result.outcome
-            if outcome is not None and outcome.status == "scored":
-                report.scored += 1
-                succeeded += 1
-            elif outcome is not None and outcome.status == "skipped":
-                report.skipped += 1
-                succeeded += 1
-            elif outcome is not None:
-                report.failed += 1
-                failed += 1
-            else:
-                report.retry_later += 1
-                failed += 1
-            if result.failure is not None:
-                key = json.dumps(key_to_json(result.row.id))
-                records.append(ErrorRecord(
-                    id=key_to_json(result.row.id), url=result.location,
-                    kind=result.failure.kind, message=result.failure.message,
-                    transient=result.failure.transient, attempt=attempts.get(key, 0) + 1,
-                    time=now))
+            attempt = attempts.get(json.dumps(key_to_json(result.row.id)), 0) + 1
+            record = result.error_record(attempt, now)
+            if record is not None:
+                records.append(record)
             if verbose:
                 _print_row(console, result)
         error_log.append(records)
-        written_outcomes = sum(1 for r in done.results if r.outcome is not None)
-        report.not_written_already_done += max(0, written_outcomes - done.written)
-        report.processed += done.items
-        report.written += done.written
+        count_batch(report, done.results, done.written)
+        succeeded = sum(1 for r in done.results if r.kind in ("scored", "skipped"))
+        failed = len(done.results) - succeeded
         state.cursor = key_to_json(done.cursor)
         state.processed, state.written = report.processed, report.written
         state.scored, state.skipped, state.failed = report.scored, report.skipped, report.failed

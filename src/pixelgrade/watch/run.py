@@ -41,14 +41,19 @@ from typing import Any
 
 from pixelgrade.backfill.checkpoint import now_iso
 from pixelgrade.backfill.engine import BatchDone, Engine, EngineOptions
-from pixelgrade.backfill.errorlog import ErrorLog, ErrorRecord
-from pixelgrade.backfill.images import ImageScorer, Locator, RowResult, make_pool
+from pixelgrade.backfill.errorlog import ErrorLog
+from pixelgrade.backfill.images import (
+    ImageScorer,
+    Locator,
+    RowResult,
+    count_batch,
+    make_pool,
+)
 from pixelgrade.errors import StoreError
 from pixelgrade.scoring import ScoringConfig
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import NotifyChannel, Outcome, Row, Selection, Store
-from pixelgrade.stores.sql import key_to_json
 from pixelgrade.watch.ledger import Ledger
 from pixelgrade.watch.listen import Listener
 from pixelgrade.watch.log import WatchLog
@@ -509,32 +514,17 @@ class Watcher:
 
     def _record(self, done: BatchDone[RowResult], via: str) -> None:
         """After a batch is written: counts, a log line per image, error-log records."""
-        report = self.report
         records = []
         now = now_iso()
         for result in done.results:
-            outcome, failure = result.outcome, result.failure
             attempts, retry_in = self.ledger.finish(result.row.id,
-                                                    transient_failure=outcome is None)
-            if outcome is None:
-                report.retry_later += 1
-            elif outcome.status == "scored":
-                report.scored += 1
-            elif outcome.status == "skipped":
-                report.skipped += 1
-            else:
-                report.failed += 1
-            if failure is not None:
-                records.append(ErrorRecord(
-                    id=key_to_json(result.row.id), url=result.location, kind=failure.kind,
-                    message=failure.message, transient=failure.transient, attempt=attempts,
-                    time=now))
+                                                    transient_failure=result.outcome is None)
+            record = result.error_record(attempts, now)
+            if record is not None:
+                records.append(record)
             self.log.row(result, via, attempt=attempts, retry_in=retry_in)
         self._error_log.append(records)
-        outcomes = sum(1 for r in done.results if r.outcome is not None)
-        report.not_written_already_done += max(0, outcomes - done.written)
-        report.processed += done.items
-        report.written += done.written
+        count_batch(self.report, done.results, done.written)
 
     # -- helpers -------------------------------------------------------------------------
 
