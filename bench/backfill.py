@@ -758,21 +758,10 @@ def main() -> int:
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / "last-run.json").write_text(json.dumps(results, indent=1, default=str))
     if args.write:
-        write_block(args.write, report)
+        from docblock import write_block
+
+        write_block(args.write, "backfill", report)
     return 0
-
-
-def write_block(path: Path, report: str) -> None:
-    """Replace the backfill block of ``path`` (append one if absent); the rest is untouched."""
-    doc = path.read_text() if path.exists() else ""
-    start, end = "<!-- backfill:start -->", "<!-- backfill:end -->"
-    block = f"{start}\n{report}\n{end}"
-    if start in doc and end in doc.split(start, 1)[1]:
-        before, rest = doc.split(start, 1)
-        doc = before + block + rest.split(end, 1)[1]
-    else:
-        doc = (doc.rstrip() + "\n\n" if doc else "") + block + "\n"
-    path.write_text(doc)
 
 
 if __name__ == "__main__":

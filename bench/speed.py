@@ -32,6 +32,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from docblock import write_block
 from PIL import Image
 
 from pixelgrade import __version__, samples
@@ -112,15 +113,7 @@ def main() -> int:
     report = "\n".join([header, "", *rows, "", *verdict])
     print(report)
     if args.write:
-        doc = args.write.read_text() if args.write.exists() else ""
-        start, end = "<!-- speed:start -->", "<!-- speed:end -->"
-        block = f"{start}\n{report}\n{end}"
-        if start in doc and end in doc:
-            before, rest = doc.split(start, 1)
-            doc = before + block + rest.split(end, 1)[1]
-        else:
-            doc = (doc.rstrip() + "\n\n" if doc else "") + block + "\n"
-        args.write.write_text(doc)
+        write_block(args.write, "speed", report)
     return 0
 
 

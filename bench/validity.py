@@ -50,6 +50,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from docblock import write_block
 from PIL import Image
 from scipy.stats import spearmanr
 
@@ -363,15 +364,7 @@ def main() -> int:
     report = "\n".join(lines)
     print(report)
     if args.write:
-        doc = args.write.read_text() if args.write.exists() else ""
-        marker_start, marker_end = "<!-- validity:start -->", "<!-- validity:end -->"
-        block = f"{marker_start}\n{report}\n{marker_end}"
-        if marker_start in doc and marker_end in doc:
-            before, rest = doc.split(marker_start, 1)
-            doc = before + block + rest.split(marker_end, 1)[1]
-        else:
-            doc = (doc.rstrip() + "\n\n" if doc else "") + block + "\n"
-        args.write.write_text(doc)
+        write_block(args.write, "validity", report)
         print(f"\nwritten to {args.write}", file=sys.stderr)
     return 0
 
