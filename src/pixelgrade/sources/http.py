@@ -14,6 +14,11 @@ Both share one set of rules, :class:`HttpPolicy`:
   425, 429, 5xx), with exponential backoff and full jitter, or exactly the server's
   ``Retry-After`` when it sends one that is not too long. 4xx, invalid URLs, redirect loops and
   oversized images fail at once.
+* **Public addresses only** (SSRF guard, :mod:`pixelgrade.sources.netguard`): every connection,
+  including each redirect hop, is checked at connect time, so a row cannot make pixelgrade
+  reach loopback, private, link-local (cloud metadata) or multicast addresses unless the policy
+  opts in (``allow_private_network``, ``allowed_hosts``, ``trusted_origins``). A refusal is a
+  permanent failure of kind ``forbidden_address``.
 * **Errors that explain.** :class:`FetchError` carries ``kind`` (``http_404``, ``timeout``,
   ``truncated``...), ``transient`` and ``attempts``; its message names the URL without
   credentials or query values (see :func:`redact_url`) and says what to do.
@@ -34,13 +39,23 @@ import time
 import urllib.parse
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from types import TracebackType
 
 import httpx
 
 from pixelgrade.errors import FetchError, ImageTooLargeError
+from pixelgrade.sources.netguard import (
+    ADVICE,
+    ForbiddenAddressError,
+    NetGuard,
+    Resolver,
+    async_guarded_transport,
+    guarded_transport,
+    origin_of,
+    system_resolver,
+)
 
 USER_AGENT = "pixelgrade (image quality scoring; +https://pypi.org/project/pixelgrade/)"
 
@@ -79,6 +94,39 @@ class HttpPolicy:
     #: Use HTTP/2 when the server offers it (and the ``h2`` package is installed).
     http2: bool = True
     user_agent: str = USER_AGENT
+    #: Reach loopback, private and link-local addresses too (``--allow-private-network``):
+    #: only for a network you trust, e.g. tests against a local server.
+    allow_private_network: bool = False
+    #: Host names reached whatever they resolve to, and IP addresses or CIDR networks allowed
+    #: as peers (``--allow-host``).
+    allowed_hosts: frozenset[str] = frozenset()
+    #: ``scheme://host[:port]`` origins the operator configured (the ``--url-template``
+    #: origin, the Supabase project): trusted exactly, see :meth:`trusting`.
+    trusted_origins: frozenset[str] = frozenset()
+    #: Name lookups for the guard (``(host, port) -> addresses``); replaceable in tests.
+    resolver: Resolver = field(default=system_resolver, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allowed_hosts", frozenset(self.allowed_hosts))
+        object.__setattr__(self, "trusted_origins", frozenset(self.trusted_origins))
+
+    def trusting(self, *locations: str | None) -> HttpPolicy:
+        """This policy, also trusting the origin of each http(s) URL or URL template given
+        (others, and None, are ignored): what the operator configured is not a row's say."""
+        origins = {o for o in (origin_of(x) for x in locations if x) if o is not None}
+        return dataclasses.replace(self, trusted_origins=self.trusted_origins | origins)
+
+    def guard(self) -> NetGuard:
+        """The SSRF guard these settings describe (raises ValueError for a bad allowed host)."""
+        return NetGuard(self.allow_private_network, self.allowed_hosts, self.trusted_origins,
+                        self.resolver)
+
+
+def configured_origins(template: str | None, storage: object | None) -> tuple[str, ...]:
+    """Locations whose origin the operator chose: a ``--url-template`` and a Storage bucket's
+    project URL (``storage.project_url``)."""
+    project = getattr(storage, "project_url", None)
+    return tuple(x for x in (template, project) if isinstance(x, str))
 
 
 def is_url(location: str) -> bool:
@@ -166,7 +214,10 @@ class HttpFetcher:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(concurrency)
-        self._client = httpx.AsyncClient(**_client_options(self.policy, concurrency))
+        self._client = httpx.AsyncClient(
+            transport=async_guarded_transport(self.policy.guard(),
+                                              **_transport_options(self.policy, concurrency)),
+            **_client_options(self.policy))
         # Credentials for one origin (e.g. a Supabase project's Storage): sent only to that
         # scheme://host:port, and taken off again when a redirect leaves it.
         self._origin_headers = {_origin(httpx.URL(origin)): dict(headers)
@@ -238,22 +289,23 @@ class HttpFetcher:
                 await response.aclose()
         except httpx.HTTPError as exc:
             raise _failure_from_exception(exc, body, policy) from exc
+        except ForbiddenAddressError as exc:
+            raise _forbidden(exc) from exc
 
 
-def read_url(url: str, max_bytes: int, *, client: httpx.Client | None = None,
-             policy: HttpPolicy | None = None) -> bytes:
+def read_url(url: str, max_bytes: int, *, policy: HttpPolicy | None = None) -> bytes:
     """GET ``url`` and return its body, at most ``max_bytes`` of it (synchronous).
 
     Same rules as :meth:`HttpFetcher.fetch` (``policy``, default :class:`HttpPolicy`, with its
-    ``max_bytes`` replaced by the argument); waits between retries with :func:`time.sleep`.
-    ``total_timeout`` is checked as chunks arrive, so it may be overrun by up to
-    ``read_timeout``. A ``client`` given is used as is (its timeouts apply) and left open.
+    ``max_bytes`` replaced by the argument), SSRF guard included; waits between retries with
+    :func:`time.sleep`. ``total_timeout`` is checked as chunks arrive, so it may be overrun by
+    up to ``read_timeout``.
     """
     policy = dataclasses.replace(policy or HttpPolicy(), max_bytes=max_bytes)
     _check_url(url)
-    own_client = client is None
-    if client is None:
-        client = httpx.Client(**_client_options(policy, 1))
+    client = httpx.Client(transport=guarded_transport(policy.guard(),
+                                                      **_transport_options(policy, 1)),
+                          **_client_options(policy))
     rng = random.Random()
     try:
         attempt = 0
@@ -267,8 +319,7 @@ def read_url(url: str, max_bytes: int, *, client: httpx.Client | None = None,
                     raise failure.to_error(url, attempt, policy) from failure.__cause__
             time.sleep(delay)
     finally:
-        if own_client:
-            client.close()
+        client.close()
 
 
 def _attempt_sync(client: httpx.Client, url: str, policy: HttpPolicy) -> bytes:
@@ -296,6 +347,8 @@ def _attempt_sync(client: httpx.Client, url: str, policy: HttpPolicy) -> bytes:
             response.close()
     except httpx.HTTPError as exc:
         raise _failure_from_exception(exc, body, policy) from exc
+    except ForbiddenAddressError as exc:
+        raise _forbidden(exc) from exc
 
 
 # --- shared rules -------------------------------------------------------------------------------
@@ -305,13 +358,20 @@ def _h2_available() -> bool:
     return importlib.util.find_spec("h2") is not None
 
 
-def _client_options(policy: HttpPolicy, concurrency: int) -> dict[str, object]:
+def _transport_options(policy: HttpPolicy, concurrency: int) -> dict[str, object]:
+    # A transport of our own also means no proxy from the environment: a proxy would make
+    # the connection (and the name lookup) the guard has to check.
     return {
         "http2": policy.http2 and _h2_available(),
-        "timeout": httpx.Timeout(connect=policy.connect_timeout, read=policy.read_timeout,
-                                 write=policy.read_timeout, pool=policy.connect_timeout),
         "limits": httpx.Limits(max_connections=concurrency,
                                max_keepalive_connections=concurrency),
+    }
+
+
+def _client_options(policy: HttpPolicy) -> dict[str, object]:
+    return {
+        "timeout": httpx.Timeout(connect=policy.connect_timeout, read=policy.read_timeout,
+                                 write=policy.read_timeout, pool=policy.connect_timeout),
         "follow_redirects": False,  # followed by hand, so redirect bodies are never read
         "headers": {"User-Agent": policy.user_agent, "Accept": "image/*,*/*;q=0.5",
                     "Accept-Encoding": "identity"},
@@ -394,6 +454,10 @@ def _status_failure(response: httpx.Response) -> _Failure:
         advice = "the server refused the request"
     retry_after = parse_retry_after(response.headers.get("retry-after")) if transient else None
     return _Failure(f"http_{status}", what, advice, transient=transient, retry_after=retry_after)
+
+
+def _forbidden(exc: ForbiddenAddressError) -> _Failure:
+    return _Failure("forbidden_address", str(exc), ADVICE, transient=False)
 
 
 def _too_many_redirects(policy: HttpPolicy) -> _Failure:
