@@ -13,7 +13,7 @@ from pathlib import Path
 from pixelgrade.errors import PixelgradeError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import QualityReport, ScoringConfig, score_bytes
-from pixelgrade.sources import is_url, read_bytes
+from pixelgrade.sources import HttpPolicy, is_url, read_bytes
 
 
 def expand_locations(locations: Iterable[str]) -> list[str]:
@@ -36,11 +36,13 @@ def expand_locations(locations: Iterable[str]) -> list[str]:
     return expanded
 
 
-def score_location(location: str, config: ScoringConfig | None = None) -> QualityReport:
-    """Read and score one path or URL. Never raises for unreadable or bad input."""
+def score_location(location: str, config: ScoringConfig | None = None,
+                   policy: HttpPolicy | None = None) -> QualityReport:
+    """Read and score one path or URL (under ``policy``, default :class:`HttpPolicy`). Never
+    raises for unreadable or bad input."""
     config = config or ScoringConfig()
     try:
-        data = read_bytes(location, config.max_bytes)
+        data = read_bytes(location, config.max_bytes, policy)
     except PixelgradeError as exc:
         status = getattr(exc, "status", "failed")
         return QualityReport(status=status, reason=str(exc))
@@ -48,17 +50,19 @@ def score_location(location: str, config: ScoringConfig | None = None) -> Qualit
 
 
 def score_locations(
-    locations: list[str], config: ScoringConfig | None = None, workers: int = 1
+    locations: list[str], config: ScoringConfig | None = None, workers: int = 1,
+    policy: HttpPolicy | None = None,
 ) -> Iterator[tuple[str, QualityReport]]:
     """Yield ``(location, report)`` in input order, scoring on ``workers`` processes."""
     config = config or ScoringConfig()
     if workers <= 1 or len(locations) < 2:
         for location in locations:
-            yield location, score_location(location, config)
+            yield location, score_location(location, config, policy)
         return
     with scoring_pool(workers) as pool:
         chunk = max(1, min(16, len(locations) // (workers * 4)))
-        reports = pool.map(partial(score_location, config=config), locations, chunksize=chunk)
+        reports = pool.map(partial(score_location, config=config, policy=policy), locations,
+                           chunksize=chunk)
         yield from zip(locations, reports, strict=True)
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from pixelgrade import __version__
 from pixelgrade.batch import default_workers, expand_locations, score_locations
+from pixelgrade.cli_network import AllowHostOpt, AllowPrivateNetworkOpt, network_policy
 from pixelgrade.scoring import Bands, QualityReport, ScoringConfig
 from pixelgrade.scoring.config import (
     DEFAULT_MAX_BYTES,
@@ -87,6 +88,8 @@ def score(
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     target_mp: TargetOpt = DEFAULT_TARGET_MEGAPIXELS,
+    allow_private_network: AllowPrivateNetworkOpt = False,
+    allow_host: AllowHostOpt = None,
 ) -> None:
     """Score images and print a line each (score, band, main issues).
 
@@ -103,10 +106,16 @@ def score(
       pixelgrade score shop/*.jpg --high 80 --medium 50
     """
     config = _config(high, medium, max_bytes, max_pixels, target_mp)
+    try:
+        policy = network_policy(max_bytes, allow_private_network, allow_host)
+        policy.guard()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     paths = expand_locations(locations)
     console = Console(highlight=False, soft_wrap=True)
     reports: list[QualityReport] = []
-    for location, report in score_locations(paths, config, workers or default_workers(len(paths))):
+    for location, report in score_locations(paths, config, workers or default_workers(len(paths)),
+                                              policy):
         reports.append(report)
         if as_json:
             print(json.dumps({"path": location, **report.to_dict()}), flush=True)

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from pixelgrade.backfill import BackfillOptions, EngineOptions, dry_run, run_backfill
 from pixelgrade.backfill.progress import human_duration, make_progress
+from pixelgrade.cli_network import AllowHostOpt, AllowPrivateNetworkOpt, network_policy
 from pixelgrade.errors import PixelgradeError
 from pixelgrade.scoring import SCORER_VERSION, Bands, ScoringConfig
 from pixelgrade.scoring.config import DEFAULT_MAX_BYTES
@@ -50,8 +51,8 @@ WorkersOpt = Annotated[int | None, typer.Option(
 UrlTemplateOpt = Annotated[str | None, typer.Option(
     help="Turn stored paths into URLs, e.g. 'https://cdn.example.com/{path}'.")]
 RootOpt = Annotated[Path | None, typer.Option(
-    help="Folder that relative paths in the URL column are under (default: the "
-    "SQLite file's folder, else the working directory).")]
+    help="Folder that local paths in the URL column are under; paths leading outside it "
+    "are refused (default: the SQLite file's folder, else the working directory).")]
 BucketOpt = Annotated[str | None, typer.Option(
     help="Supabase Storage bucket that the paths in --path-column are in.")]
 PublicBucketOpt = Annotated[bool, typer.Option(
@@ -198,6 +199,8 @@ def backfill(
     bucket: BucketOpt = None,
     public_bucket: PublicBucketOpt = False,
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
+    allow_private_network: AllowPrivateNetworkOpt = False,
+    allow_host: AllowHostOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary at the end.")]
         = False,
 ) -> None:
@@ -222,8 +225,7 @@ def backfill(
     try:
         url = resolve_database_url(db)
         store = open_store(url, _spec(table, id_column, url_column, score_column))
-        if root is None and store.dialect_name == "sqlite" and store.url.database:
-            root = Path(store.url.database).resolve().parent
+        root = _default_root(store, root)
         options = BackfillOptions(
             engine=EngineOptions(batch_size=batch_size, delay=delay / 1000, rate=rate,
                                  limit=limit),
@@ -233,6 +235,7 @@ def backfill(
             concurrency=concurrency, checkpoint=checkpoint, error_log=error_log,
             resume=resume, url_template=url_template, root=root,
             scoring=ScoringConfig(max_bytes=max_bytes),
+            http=network_policy(max_bytes, allow_private_network, allow_host),
             storage=_storage(bucket, public_bucket),
         )
         if dry:
@@ -293,6 +296,8 @@ def watch(
     bucket: BucketOpt = None,
     public_bucket: PublicBucketOpt = False,
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
+    allow_private_network: AllowPrivateNetworkOpt = False,
+    allow_host: AllowHostOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON Lines instead of text.")]
         = False,
 ) -> None:
@@ -319,17 +324,28 @@ def watch(
     try:
         url = resolve_database_url(db)
         store = open_store(url, _spec(table, id_column, url_column, score_column))
-        if root is None and store.dialect_name == "sqlite" and store.url.database:
-            root = Path(store.url.database).resolve().parent
+        root = _default_root(store, root)
         options = WatchOptions(
             batch_size=batch_size, workers=workers or os.cpu_count() or 1,
             concurrency=concurrency, error_log=error_log, interval=interval,
             sweep_interval=sweep_interval, once=once, listen=not poll,
             url_template=url_template, root=root,
-            scoring=ScoringConfig(max_bytes=max_bytes), storage=_storage(bucket, public_bucket))
+            scoring=ScoringConfig(max_bytes=max_bytes), storage=_storage(bucket, public_bucket),
+            http=network_policy(max_bytes, allow_private_network, allow_host))
         run_watch(store, options, WatchLog(sys.stdout, as_json=as_json))
     except (PixelgradeError, ValueError) as exc:
         raise _fail(console, exc) from exc
+
+
+def _default_root(store: Store, root: Path | None) -> Path:
+    """--root, else the SQLite file's folder, else the working directory: local paths in the
+    table are read only inside it."""
+    if root is not None:
+        return root
+    database = getattr(getattr(store, "url", None), "database", None)
+    if store.dialect_name == "sqlite" and database:
+        return Path(database).resolve().parent
+    return Path.cwd()
 
 
 def _storage(bucket: str | None, public: bool) -> StorageBucket | None:

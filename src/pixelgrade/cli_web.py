@@ -23,6 +23,7 @@ from pixelgrade.cli_db import (
     _spec,
     _storage,
 )
+from pixelgrade.cli_network import AllowHostOpt, AllowPrivateNetworkOpt, network_policy
 from pixelgrade.errors import PixelgradeError
 from pixelgrade.scoring import Bands, ScoringConfig
 from pixelgrade.scoring.config import DEFAULT_MAX_BYTES
@@ -53,6 +54,8 @@ def serve(
     medium: Annotated[int, typer.Option("--medium", help="Lowest score in Medium.")] = 40,
     max_bytes: Annotated[int, typer.Option(
         help="Refuse uploads (and sources) larger than this.")] = DEFAULT_MAX_BYTES,
+    allow_private_network: AllowPrivateNetworkOpt = False,
+    allow_host: AllowHostOpt = None,
     protect_reads: Annotated[bool, typer.Option(
         "--protect-reads", help="Pages and API reads need the token too (else only writes "
         "do).")] = False,
@@ -87,6 +90,7 @@ def serve(
             database = store.url.database  # type: ignore[union-attr]
             folder = Path(database).resolve().parent if database else None
         root = root or folder
+        network_policy(max_bytes, allow_private_network, allow_host).guard()  # bad --allow-host
         token, made_up = _token()
         settings = WebSettings(
             bands=bands, scoring=ScoringConfig(max_bytes=max_bytes, bands=bands),
@@ -94,7 +98,9 @@ def serve(
             uploads=uploads or (folder / "uploads" if folder else Path("uploads")),
             root=root,
             cache=cache or (folder / "thumbnails" if folder else Path(".pixelgrade/thumbnails")),
-            storage=_storage(bucket, public_bucket), workers=workers)
+            storage=_storage(bucket, public_bucket), workers=workers,
+            allow_private_network=allow_private_network,
+            allowed_hosts=frozenset(allow_host or ()))
     except (PixelgradeError, ValueError) as exc:
         Console(stderr=True).print(f"[red]Error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc

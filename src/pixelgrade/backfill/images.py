@@ -18,7 +18,6 @@ Each row ends in one of three ways:
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,7 +29,7 @@ from pixelgrade.backfill.errorlog import ErrorRecord
 from pixelgrade.errors import FetchError, ImageTooLargeError, WorkerCrashError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import ScoringConfig, score_bytes
-from pixelgrade.sources.files import read_file
+from pixelgrade.sources.files import read_file, resolve_local
 from pixelgrade.sources.http import HttpFetcher, is_url, redact_url
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import Outcome, Row
@@ -121,7 +120,8 @@ class Locator:
     """Turns the URL column's value into a URL or a local path.
 
     ``template`` (``--url-template``) may use ``{path}`` (the stored value, leading ``/``
-    removed) and ``{id}``; ``root`` is where relative local paths are looked up; with
+    removed) and ``{id}``; ``root`` is the folder local paths must lead into (see
+    :func:`~pixelgrade.sources.files.resolve_local`; None: no local paths); with
     ``storage`` (``--bucket``), stored paths are objects in that Supabase Storage bucket.
     """
 
@@ -142,12 +142,7 @@ class Locator:
                      .replace("{id}", str(row.id)))
         if is_url(value):
             return value
-        if value.startswith("file://"):
-            value = value[len("file://"):]
-        path = Path(value)
-        if not path.is_absolute() and self.root is not None:
-            path = self.root / path
-        return os.fspath(path)
+        return resolve_local(value, self.root)
 
 
 class ImageScorer:

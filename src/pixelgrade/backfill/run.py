@@ -94,6 +94,14 @@ class _StoreCollection:
         return self.store.write(self.selection, outcomes)
 
 
+def _http_policy(options: BackfillOptions) -> HttpPolicy:
+    """The run's HTTP rules; the origins the operator configured (``--url-template``, the
+    Storage project) are trusted by the SSRF guard, exactly as configured."""
+    policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
+    return policy.trusting(options.url_template,
+                           options.storage.project_url if options.storage else None)
+
+
 def _selection_key(selection: Selection) -> dict[str, Any]:
     return {"retry_failed": selection.retry_failed,
             "rescore_version": selection.rescore_version}
@@ -175,7 +183,7 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         tally.failed += failed
         progress.batch(tally, done.index, succeeded, failed)
 
-    http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
+    http_policy = _http_policy(options)
     async with AsyncExitStack() as stack:
         fetcher = await stack.enter_async_context(
             HttpFetcher(http_policy, concurrency=options.concurrency,
@@ -272,7 +280,7 @@ def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> Dr
         todo = min(todo, options.engine.limit)
 
     async def score_sample() -> tuple[list[RowResult], float]:
-        http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
+        http_policy = _http_policy(options)
         async with HttpFetcher(http_policy, concurrency=options.concurrency,
                                origin_headers=_credentials(options)) as fetcher:
             with make_pool(options.workers) as pool:

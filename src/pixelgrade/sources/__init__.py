@@ -7,7 +7,7 @@ reading everything). Many URLs at once (the backfill): :class:`HttpFetcher`.
 
 from __future__ import annotations
 
-from pixelgrade.sources.files import read_file
+from pixelgrade.sources.files import read_file, resolve_local
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy, is_url, read_url, redact_url
 
 __all__ = [
@@ -18,11 +18,13 @@ __all__ = [
     "read_file",
     "read_url",
     "redact_url",
+    "resolve_local",
 ]
 
 
-def read_bytes(location: str, max_bytes: int) -> bytes:
-    """Bytes of a local path or an http(s) URL, at most ``max_bytes`` of them."""
+def read_bytes(location: str, max_bytes: int, policy: HttpPolicy | None = None) -> bytes:
+    """Bytes of a local path or an http(s) URL, at most ``max_bytes`` of them (URLs under
+    ``policy``, SSRF guard included)."""
     if is_url(location):
-        return read_url(location, max_bytes)
+        return read_url(location, max_bytes, policy=policy)
     return read_file(location, max_bytes)

@@ -122,13 +122,6 @@ class HttpPolicy:
                         self.resolver)
 
 
-def configured_origins(template: str | None, storage: object | None) -> tuple[str, ...]:
-    """Locations whose origin the operator chose: a ``--url-template`` and a Storage bucket's
-    project URL (``storage.project_url``)."""
-    project = getattr(storage, "project_url", None)
-    return tuple(x for x in (template, project) if isinstance(x, str))
-
-
 def is_url(location: str) -> bool:
     """True for http:// and https:// locations (case-insensitive scheme)."""
     return location.lower().startswith(("http://", "https://"))

@@ -275,7 +275,9 @@ class Watcher:
         listen_task: asyncio.Task[None] | None = None
         try:
             async with AsyncExitStack() as stack:
-                http = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
+                http = (options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
+                        ).trusting(options.url_template, options.storage.project_url
+                                   if options.storage else None)
                 credentials = options.storage.credentials() if options.storage else {}
                 fetcher = await stack.enter_async_context(
                     HttpFetcher(http, concurrency=options.concurrency,

@@ -60,7 +60,8 @@ class WebSettings:
     protect_reads: bool = False
     #: Where uploads are saved.
     uploads: Path = Path("uploads")
-    #: Relative paths in the URL column are under this folder (None: the working directory).
+    #: Local paths in the URL column must lead inside this folder (None: the working
+    #: directory); see :func:`pixelgrade.sources.files.resolve_local`.
     root: Path | None = None
     #: Where thumbnails are cached.
     cache: Path = Path(".pixelgrade/thumbnails")
@@ -68,6 +69,10 @@ class WebSettings:
     storage: StorageBucket | None = None
     #: Scoring processes.
     workers: int = 1
+    #: SSRF guard opt-ins for URLs in the table (``--allow-private-network``,
+    #: ``--allow-host``); the Storage project is trusted as configured.
+    allow_private_network: bool = False
+    allowed_hosts: frozenset[str] = frozenset()
     page_size: int = 48
 
 
@@ -115,7 +120,8 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
                                  version=__version__, bands=settings.bands,
                                  writes_enabled=bool(settings.token))
     templates.env.filters["filesize"] = _filesize
-    locator = Locator(None, settings.root, settings.storage)
+    locator = Locator(None, settings.root if settings.root is not None else Path.cwd(),
+                      settings.storage)
     own_pool = pool is None
     thumbnail_pool = ThreadPoolExecutor(max(2, os.cpu_count() or 1),
                                         thread_name_prefix="pixelgrade-thumbnail")
@@ -134,7 +140,11 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        policy = HttpPolicy(max_bytes=settings.scoring.max_bytes, retries=1, read_timeout=15)
+        policy = HttpPolicy(
+            max_bytes=settings.scoring.max_bytes, retries=1, read_timeout=15,
+            allow_private_network=settings.allow_private_network,
+            allowed_hosts=settings.allowed_hosts,
+        ).trusting(settings.storage.project_url if settings.storage else None)
         origin = settings.storage.credentials() if settings.storage is not None else {}
         async with HttpFetcher(policy, concurrency=8, origin_headers=origin) as fetcher:
             web.reader = SourceReader(locator, fetcher, settings.scoring.max_bytes)
