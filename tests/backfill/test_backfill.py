@@ -45,8 +45,10 @@ runner = CliRunner()
 
 #: Short enough that the slow endpoint fails fast, long enough that a loaded 2-core machine
 #: never turns a prompt answer into a timeout (which would add a retry to the hit counts).
+#: The image server is on loopback, which the SSRF guard refuses unless told otherwise.
 FAST_HTTP = HttpPolicy(connect_timeout=5.0, read_timeout=1.5, total_timeout=10.0, retries=1,
-                       backoff_base=0.01, backoff_max=0.02, max_retry_after=5.0, http2=False)
+                       backoff_base=0.01, backoff_max=0.02, max_retry_after=5.0, http2=False,
+                       allow_private_network=True)
 VERIFY_KEYS = {"total_images", "images_with_scores", "images_without_scores",
                "avg_quality_score", "bands", "statuses", "histogram", "warnings"}
 #: Wide enough that Rich does not wrap the lines the tests read.
@@ -241,7 +243,7 @@ def test_dry_run_writes_nothing(db_url: str, image_server: ImageServer, tmp_path
     assert report.estimated_seconds is not None
 
     result = _cli("backfill", "--dry-run", "--json", "--db", db_url, "--workers", "1",
-                  "--checkpoint", str(options.checkpoint), "--error-log",
+                  "--allow-private-network", "--checkpoint", str(options.checkpoint), "--error-log",
                   str(options.error_log))
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
@@ -535,7 +537,7 @@ def test_retry_failed_and_verify(db_url: str, image_server: ImageServer, tmp_pat
     names = ["/good.jpg", "/gone.jpg", "/page.html", "/other.jpg"]
     ids = tables.pixelgrade_table(db_url, [image_server.url(n) for n in names])
     tables.count_updates(db_url)
-    common = ["--db", db_url, "--workers", "1", "--batch-size", "2",
+    common = ["--db", db_url, "--workers", "1", "--batch-size", "2", "--allow-private-network",
               "--checkpoint", str(tmp_path / "c.json"), "--error-log", str(tmp_path / "e.log")]
 
     result = _cli("verify", "--db", db_url, "--strict")
@@ -669,7 +671,7 @@ def test_score_only_table_through_the_cli(db_url: str, image_server: ImageServer
     ids = tables.bare_table(db_url, [image_server.url("/good.jpg"),
                                      image_server.url("/missing.jpg")])
     common = ["--db", db_url, "--workers", "1", "--checkpoint", str(tmp_path / "c.json"),
-              "--error-log", str(tmp_path / "e.log")]
+              "--error-log", str(tmp_path / "e.log"), "--allow-private-network"]
     result = _cli("backfill", "--dry-run", *common)
     assert result.exit_code == 0, result.output
     assert "failures cannot be recorded" in _flat(result.output)

@@ -18,6 +18,7 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -148,7 +149,13 @@ class SleepRecorder:
         await asyncio.sleep(0)
 
 
-FAST = HttpPolicy(connect_timeout=2.0, read_timeout=2.0, total_timeout=5.0, retries=3)
+def loopback(**limits: Any) -> HttpPolicy:
+    """A policy for the test server, which is on loopback: the SSRF guard must be told."""
+    return HttpPolicy(allow_private_network=True, **limits)
+
+
+LOOPBACK = loopback()
+FAST = loopback(connect_timeout=2.0, read_timeout=2.0, total_timeout=5.0, retries=3)
 
 
 def fetch(url: str, policy: HttpPolicy = FAST, *, sleep: SleepRecorder | None = None,
@@ -284,7 +291,7 @@ def test_stalled_body_times_out_as_transient(server: _Server) -> None:
         h.wfile.flush()
         server.stop.wait(3)
 
-    policy = HttpPolicy(read_timeout=0.2, retries=1)
+    policy = loopback(read_timeout=0.2, retries=1)
     started = time.monotonic()
     error = fetch_error(server.url("/stall"), policy)
     assert time.monotonic() - started < 2
@@ -297,7 +304,7 @@ def test_slow_headers_time_out(server: _Server) -> None:
     def slow(h: _RequestHandler, nth: int) -> None:
         server.stop.wait(3)
 
-    error = fetch_error(server.url("/slow"), HttpPolicy(read_timeout=0.2, retries=0))
+    error = fetch_error(server.url("/slow"), loopback(read_timeout=0.2, retries=0))
     assert (error.kind, error.transient, error.attempts) == ("timeout", True, 1)
 
 
@@ -311,7 +318,7 @@ def test_trickling_body_hits_the_total_timeout(server: _Server) -> None:
             if server.stop.wait(0.05):
                 return
 
-    policy = HttpPolicy(read_timeout=1.0, total_timeout=0.4, retries=0)
+    policy = loopback(read_timeout=1.0, total_timeout=0.4, retries=0)
     started = time.monotonic()
     error = fetch_error(server.url("/trickle"), policy)
     assert time.monotonic() - started < 1.5
@@ -325,7 +332,7 @@ def test_truncated_body_is_transient(server: _Server) -> None:
         reply(h, 200, JPEG[:100], {"Content-Length": "10000"})
         h.close_connection = True
 
-    error = fetch_error(server.url("/short"), HttpPolicy(retries=1))
+    error = fetch_error(server.url("/short"), loopback(retries=1))
     assert (error.kind, error.transient, error.attempts) == ("truncated", True, 2)
     assert "100 of 10,000 bytes" in str(error)
 
@@ -334,7 +341,7 @@ def test_connection_refused_is_transient_and_says_what_to_do() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    error = fetch_error(f"http://127.0.0.1:{port}/x.jpg", HttpPolicy(retries=1))
+    error = fetch_error(f"http://127.0.0.1:{port}/x.jpg", loopback(retries=1))
     assert (error.kind, error.transient, error.attempts) == ("connection", True, 2)
     assert "reachable from this machine" in str(error)
 
@@ -352,7 +359,7 @@ def test_announced_length_over_cap_is_refused_before_the_body(server: _Server) -
     sleep = SleepRecorder()
     started = time.monotonic()
     with pytest.raises(ImageTooLargeError, match="announces 1,000,000,000 bytes"):
-        fetch(server.url("/huge"), HttpPolicy(max_bytes=1000, read_timeout=2.0), sleep=sleep)
+        fetch(server.url("/huge"), loopback(max_bytes=1000, read_timeout=2.0), sleep=sleep)
     assert time.monotonic() - started < 1.5
     assert server.hits["/huge"] == 1 and sleep.delays == []
 
@@ -369,7 +376,7 @@ def test_chunked_body_over_cap_is_refused_while_streaming(server: _Server) -> No
         h.wfile.write(b"0\r\n\r\n")
 
     with pytest.raises(ImageTooLargeError, match="exceeded the 100,000-byte limit"):
-        fetch(server.url("/endless"), HttpPolicy(max_bytes=100_000))
+        fetch(server.url("/endless"), loopback(max_bytes=100_000))
     assert server.hits["/endless"] == 1
 
 
@@ -378,7 +385,7 @@ def test_gzip_bomb_is_refused_while_decoding(server: _Server) -> None:
     server.route("/bomb")(lambda h, n: reply(h, 200, bomb, {"Content-Encoding": "gzip"}))
     assert len(bomb) < 100_000
     with pytest.raises(ImageTooLargeError):
-        fetch(server.url("/bomb"), HttpPolicy(max_bytes=100_000))
+        fetch(server.url("/bomb"), loopback(max_bytes=100_000))
 
 
 def test_body_cap_never_holds_more_than_cap_plus_one_chunk() -> None:
@@ -412,7 +419,7 @@ def test_redirect_chain_within_limit_is_followed(server: _Server) -> None:
 def test_redirect_loop_is_permanent_too_many_redirects(server: _Server) -> None:
     server.route("/loop")(lambda h, n: reply(h, 301, b"", {"Location": "/loop"}))
     sleep = SleepRecorder()
-    error = fetch_error(server.url("/loop"), HttpPolicy(max_redirects=5), sleep=sleep)
+    error = fetch_error(server.url("/loop"), loopback(max_redirects=5), sleep=sleep)
     assert (error.kind, error.transient, error.attempts) == ("too_many_redirects", False, 1)
     assert server.hits["/loop"] == 6  # the first request and 5 redirects
     assert sleep.delays == []
@@ -447,7 +454,7 @@ def test_password_and_query_tokens_never_appear_in_messages(server: _Server) -> 
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     error = fetch_error(f"http://alice:hunter2pass@127.0.0.1:{port}/x?sig=t0ps3cr3tvalue",
-                        HttpPolicy(retries=0))
+                        loopback(retries=0))
     assert "hunter2pass" not in str(error) and "t0ps3cr3tvalue" not in str(error)
 
 
@@ -477,7 +484,7 @@ def test_parse_retry_after_forms() -> None:
 
 
 def test_backoff_is_full_jitter_capped() -> None:
-    policy = HttpPolicy(backoff_base=0.5, backoff_max=4.0)
+    policy = loopback(backoff_base=0.5, backoff_max=4.0)
     rng = random.Random(7)
     for retry, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (10, 4.0)]:
         delays = [backoff_delay(policy, retry, rng) for _ in range(200)]
@@ -511,13 +518,14 @@ def test_concurrency_bounds_requests_in_flight(server: _Server) -> None:
 
 def test_read_url_shares_the_rules(server: _Server) -> None:
     server.route("/cat.jpg")(lambda h, n: reply(h, 200, JPEG, {"Content-Type": "text/plain"}))
-    assert read_url(server.url("/cat.jpg"), 1_000_000) == JPEG
+    assert read_url(server.url("/cat.jpg"), 1_000_000, policy=LOOPBACK) == JPEG
 
     with pytest.raises(ImageTooLargeError):
-        read_url(server.url("/cat.jpg"), 100)
+        read_url(server.url("/cat.jpg"), 100, policy=LOOPBACK)
 
     with pytest.raises(FetchError) as caught:
-        read_url(server.url("/missing.jpg", userinfo="bob:s3cretpw@"), 1_000_000)
+        read_url(server.url("/missing.jpg", userinfo="bob:s3cretpw@"), 1_000_000,
+                 policy=LOOPBACK)
     assert (caught.value.kind, caught.value.transient, caught.value.attempts) == (
         "http_404", False, 1)
     assert "s3cretpw" not in str(caught.value)
@@ -528,6 +536,6 @@ def test_read_url_retries_transient_failures(server: _Server) -> None:
     def flaky(h: _RequestHandler, nth: int) -> None:
         reply(h, 502 if nth == 1 else 200, JPEG)
 
-    policy = HttpPolicy(backoff_base=0.01)
+    policy = loopback(backoff_base=0.01)
     assert read_url(server.url("/flaky"), 1_000_000, policy=policy) == JPEG
     assert server.hits["/flaky"] == 2

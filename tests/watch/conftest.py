@@ -25,7 +25,8 @@ from tests.backfill.conftest import image_server  # noqa: F401  (the fixture, sh
 from tests.stores import tables
 
 #: Failures fail fast (one retry, short timeouts), as in the backfill tests.
-FAST_HTTP = HttpPolicy(connect_timeout=5.0, read_timeout=1.5, total_timeout=10.0, retries=1,
+FAST_HTTP = HttpPolicy(allow_private_network=True,  # the image server is on loopback
+                       connect_timeout=5.0, read_timeout=1.5, total_timeout=10.0, retries=1,
                        backoff_base=0.01, backoff_max=0.02, max_retry_after=5.0, http2=False)
 #: Long enough for a loaded 2-core machine; a healthy run takes well under a second per row.
 DEADLINE = 20.0
