@@ -96,7 +96,8 @@ def read_file(path: str, max_bytes: int) -> bytes:
     device or FIFO in)."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (no effect on regular files).
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
     except FileNotFoundError as exc:
         raise FetchError(f"file not found: {path}", kind="not_found") from exc
     except IsADirectoryError as exc:
@@ -106,11 +107,12 @@ def read_file(path: str, max_bytes: int) -> bytes:
     except OSError as exc:
         raise FetchError(f"cannot read {path}: {exc.strerror or exc}", kind="io",
                          transient=True) from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise FetchError(f"{_file_kind(info.st_mode)}, not a regular file: {path}",
+                         kind="not_a_file")
     with open(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise FetchError(f"{_file_kind(info.st_mode)}, not a regular file: {path}",
-                             kind="not_a_file")
         if info.st_size > max_bytes:
             raise ImageTooLargeError(
                 f"file is {info.st_size:,} bytes, over the {max_bytes:,}-byte limit "
