@@ -340,7 +340,8 @@ def test_ctrl_c_on_the_cli_then_resume(db_url: str, image_server: ImageServer,
     tables.count_updates(db_url)
     checkpoint, error_log = tmp_path / "checkpoint.json", tmp_path / "errors.log"
     args = ["backfill", "--db", db_url, "--batch-size", "2", "--workers", "1",
-            "--checkpoint", str(checkpoint), "--error-log", str(error_log)]
+            "--allow-private-network", "--checkpoint", str(checkpoint),
+            "--error-log", str(error_log)]
     process = subprocess.Popen([sys.executable, "-m", "pixelgrade", *args], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, **WIDE})

@@ -26,7 +26,7 @@ def test_a_worker_that_dies_fails_only_its_own_image(tmp_path: Path) -> None:
 
     async def run() -> list:
         with scoring_pool(2) as pool:
-            scorer = CrashyScorer(pool, 2, ScoringConfig(), None, Locator())
+            scorer = CrashyScorer(pool, 2, ScoringConfig(), None, Locator(root=tmp_path))
             try:
                 first = await asyncio.gather(*(scorer(row) for row in rows))
                 # The replaced pool keeps working for later images.

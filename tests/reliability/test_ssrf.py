@@ -179,7 +179,8 @@ def test_hostile_rows_fail_with_the_reason_and_the_run_goes_on(
     assert sum(server.hits.values()) == 0  # refused before connecting, every time
     assert all(rows[i]["quality_status"] == "scored" for i in ids[:len(honest)])
     record("ssrf", check_part="hostile rows", database=db_url.split(":", 1)[0],
-           urls_tried=len(urls) + len(MALFORMED), schemes_tried=len(SCHEMES), paths_tried=len(PATHS),
+           urls_tried=len(urls) + len(MALFORMED), schemes_tried=len(SCHEMES),
+           paths_tried=len(PATHS),
            refused=report.failed, requests_reaching_the_server=sum(server.hits.values()),
            honest_rows_scored=report.scored)
 

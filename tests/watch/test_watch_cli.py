@@ -36,7 +36,7 @@ def test_ctrl_c_stops_the_cli_cleanly(pg_url: str, image_server: ImageServer,
     """The real thing: ``pixelgrade watch --json`` in a subprocess, a row inserted by another
     program scored while it runs, then SIGINT: it finishes and exits with code 0."""
     tables.pixelgrade_table(pg_url, [])
-    args = ["watch", "--db", pg_url, "--json", "--workers", "1",
+    args = ["watch", "--db", pg_url, "--json", "--workers", "1", "--allow-private-network",
             "--error-log", str(tmp_path / "errors.log")]
     process = subprocess.Popen([sys.executable, "-m", "pixelgrade", *args], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -74,6 +74,7 @@ def test_once_scores_what_is_there_and_exits(tmp_path: Path, image_server: Image
     url = f"sqlite:///{tmp_path / 'app.db'}"
     tables.pixelgrade_table(url, [image_server.url("/good.jpg"), image_server.url("/missing.jpg")])
     result = runner.invoke(app, ["watch", "--db", url, "--once", "--workers", "1",
+                                 "--allow-host", "127.0.0.1",  # the image server
                                  "--error-log", str(tmp_path / "errors.log")], env=WIDE)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
