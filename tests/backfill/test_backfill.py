@@ -629,7 +629,8 @@ def test_database_password_never_shown(pg_url: str, image_server: ImageServer,
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     tables.pixelgrade_table(elsewhere, ["a.jpg"])
     checkpoint, error_log = tmp_path / "c.json", tmp_path / "e.log"
-    common = ["--workers", "1", "--checkpoint", str(checkpoint), "--error-log", str(error_log)]
+    common = ["--workers", "1", "--checkpoint", str(checkpoint), "--error-log", str(error_log),
+              "--allow-private-network"]
     outputs = []
 
     def cli(*args: str, env: dict[str, str] | None = None, code: int | None = 0) -> None:
