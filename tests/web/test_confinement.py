@@ -1,0 +1,43 @@
+"""The gallery reads only what the backfill may read: local files under the root, public URLs.
+
+A row pointing outside the root (``..``, an absolute path, a symlink, ``file://``) or at the
+machine's own network gets the placeholder as its picture and, when re-scored, a ``failed``
+state whose reason names the row's value but never the server's folders.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+
+from fastapi.testclient import TestClient
+
+from pixelgrade.web import create_app
+from tests.backfill.conftest import jpeg
+from tests.web.conftest import AUTH, Library, settings_for
+
+
+def test_rows_outside_the_root_are_neither_shown_nor_scored(
+        library: Library, pool: ProcessPoolExecutor) -> None:
+    outside = library.root.parent / "private"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(jpeg())  # a real image: only the root keeps it out
+    (library.root / "link.jpg").symlink_to(outside / "secret.jpg")
+    values = ["../private/secret.jpg", str(outside / "secret.jpg"), "link.jpg",
+              f"file://{outside / 'secret.jpg'}", "/dev/zero", "http://127.0.0.1:9/a.jpg",
+              "http://169.254.169.254/latest/meta-data/"]
+    keys = [library.store.insert_image(value) for value in values]
+    app = create_app(library.store, settings_for(library), pool=pool)
+    with TestClient(app) as client:
+        shown = client.get(f"/thumbs/{library.photo_id}/thumb.jpg")
+        assert shown.headers["content-type"] == "image/jpeg"  # the root itself still works
+        for key, value in zip(keys, values, strict=True):
+            thumb = client.get(f"/thumbs/{key}/thumb.jpg")
+            assert thumb.headers.get("x-pixelgrade-placeholder") == "1", value
+            image = client.post(f"/api/images/{key}/rescore", headers=AUTH).json()
+            assert image["state"] == "failed" and image["score"] is None, (value, image)
+            reason = image["reason"]
+            assert str(library.root) not in reason, reason
+            if str(outside) not in value:
+                assert str(outside) not in reason, reason
+            page = client.get(f"/images/{key}").text
+            assert str(library.root) not in page
