@@ -24,6 +24,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
+    # A crash's traceback must not print local variables: they hold database URLs with
+    # passwords and service-role keys.
+    pretty_exceptions_show_locals=False,
 )
 
 BAND_STYLE = {"high": "bold green", "medium": "bold yellow", "low": "bold red"}
