@@ -101,6 +101,7 @@ def serve(
             storage=_storage(bucket, public_bucket), workers=workers,
             allow_private_network=allow_private_network,
             allowed_hosts=frozenset(allow_host or ()))
+        _check_uploads_inside_root(settings.uploads, settings.root or Path.cwd())
     except (PixelgradeError, ValueError) as exc:
         Console(stderr=True).print(f"[red]Error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
@@ -124,6 +125,15 @@ def serve(
     if host in ("0.0.0.0", "::"):
         console.print("[yellow]Listening on every network interface.[/]")
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _check_uploads_inside_root(uploads: Path, root: Path) -> None:
+    """Uploads are read back like any row, so only from under the root."""
+    if not uploads.resolve().is_relative_to(root.resolve()):
+        raise PixelgradeError(
+            f"--uploads {uploads} is outside the image folder {root}: the gallery reads local "
+            "files only under --root; pass an --uploads folder inside it, or a --root that "
+            "holds both")
 
 
 def _token() -> tuple[str, bool]:

@@ -8,12 +8,20 @@ state whose reason names the row's value but never the server's folders.
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from pixelgrade.cli import app as cli
 from pixelgrade.web import create_app
 from tests.backfill.conftest import jpeg
+from tests.stores.tables import pixelgrade_table
 from tests.web.conftest import AUTH, Library, settings_for
+
+runner = CliRunner()
 
 
 def test_rows_outside_the_root_are_neither_shown_nor_scored(
@@ -41,3 +49,26 @@ def test_rows_outside_the_root_are_neither_shown_nor_scored(
                 assert str(outside) not in reason, reason
             page = client.get(f"/images/{key}").text
             assert str(library.root) not in page
+
+
+def test_serve_refuses_an_uploads_folder_it_could_not_read_back(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import uvicorn
+
+    started: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(app))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lib").mkdir()
+    url = f"sqlite:///{tmp_path / 'lib' / 'library.db'}"
+    pixelgrade_table(url, ["a.jpg"])
+    outside = runner.invoke(cli, ["serve", "--db", url, "--uploads", str(tmp_path / "up")],
+                            env={"COLUMNS": "200"})
+    assert outside.exit_code == 1 and "outside the image folder" in outside.output
+    bad_host = runner.invoke(cli, ["serve", "--db", url, "--allow-host", "10.0.0.0/99"],
+                             env={"COLUMNS": "200"})
+    assert bad_host.exit_code == 1 and "--allow-host" in bad_host.output
+    inside = runner.invoke(cli, ["serve", "--db", url, "--root", str(tmp_path),
+                                 "--uploads", str(tmp_path / "up"), "--allow-private-network"],
+                           env={"COLUMNS": "200"})
+    assert inside.exit_code == 0, inside.output
+    assert len(started) == 1
