@@ -3,6 +3,10 @@
 ``read_bytes(location, max_bytes)`` returns the bytes or raises :class:`FetchError` (cannot be
 read) or :class:`ImageTooLargeError` (over the cap, detected before or while reading, never after
 reading everything). Many URLs at once (the backfill): :class:`HttpFetcher`.
+
+Locations written by others (the table's rows) are confined: URLs to public addresses only
+(:mod:`pixelgrade.sources.netguard`), local paths to regular files under a root folder
+(:func:`resolve_local`).
 """
 
 from __future__ import annotations
