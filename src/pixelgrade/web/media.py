@@ -6,10 +6,12 @@ disk under a key of the row (store, id, location, and the file's size and mtime 
 file), so a changed file or a re-pointed row gets a new picture. The image page shows a larger
 rendition, still never the original bytes (which could be an SVG with script in it, or 50 MB).
 
-Bytes come from the same places the backfill reads: a local path (relative ones under the root:
-the SQLite database's folder by default), an http(s) URL through the fetcher, or an object of
-a Supabase Storage bucket. Anything that cannot be read or decoded gets a placeholder, never an
-error page.
+Bytes come from the same places the backfill reads, under the same guards: a local path (a
+regular file under the root, the SQLite database's folder by default; see
+:func:`pixelgrade.sources.files.resolve_local`), an http(s) URL to a public address through the
+fetcher (:mod:`pixelgrade.sources.netguard`), or an object of a Supabase Storage bucket.
+Anything that cannot be read, is refused or cannot be decoded gets a placeholder, never an
+error page, and never a message naming the server's folders.
 """
 
 from __future__ import annotations
