@@ -433,9 +433,10 @@ def test_concurrent_backfill_on_the_same_table_is_refused(db_url: str, tmp_path:
                 store.close()
         assert tables.checksum(db_url) == before
         assert not (tmp_path / "c.json").exists()
-        result = _cli("backfill", "--db", db_url, "--workers", "1",
+        result = _cli("backfill", "--db", db_url, "--workers", "1", "--root", str(tmp_path),
                       "--checkpoint", str(tmp_path / "c.json"))
         assert result.exit_code == 0, result.output  # free again
+        assert "1 scored" in _flat(result.output)
     finally:
         running.close()
 
