@@ -25,6 +25,7 @@ from pixelgrade.backfill.engine import BatchDone, Engine, EngineOptions
 from pixelgrade.backfill.errorlog import ErrorLog
 from pixelgrade.backfill.images import ImageScorer, Locator, RowResult, count_batch, make_pool
 from pixelgrade.backfill.progress import PlainProgress, RichProgress, Tally
+from pixelgrade.backfill.ratelimit import RateLimiter
 from pixelgrade.errors import CheckpointError, StoreError
 from pixelgrade.scoring import SCORER_VERSION, ScoringConfig
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy
@@ -176,17 +177,21 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         progress.batch(tally, done.index, succeeded, failed)
 
     http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
+    # One pace for every request the server sees: each row's first download and each retry
+    # (a 429 storm answered by retries outside --rate would double the request rate).
+    limiter = RateLimiter(options.engine.rate)
     async with AsyncExitStack() as stack:
         fetcher = await stack.enter_async_context(
             HttpFetcher(http_policy, concurrency=options.concurrency,
-                        origin_headers=_credentials(options)))
+                        origin_headers=_credentials(options), pace=limiter.acquire))
         pool = stack.enter_context(make_pool(options.workers))
         scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
                              Locator(options.url_template, options.root, options.storage))
         stack.callback(scorer.close)
         engine: Engine[Row, RowResult] = Engine(
             _StoreCollection(store, options.selection), scorer, options.engine,
-            start_after=start_after, retry_items=retry_rows, on_batch=on_batch)
+            start_after=start_after, retry_items=retry_rows, on_batch=on_batch,
+            limiter=limiter)
         remove_handlers = _install_handlers(engine, console) if install_signal_handlers \
             else (lambda: None)
         progress.start(tally)
