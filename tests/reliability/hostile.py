@@ -312,8 +312,8 @@ def valid_seeds() -> dict[str, bytes]:
         "bmp": images.bmp(im),
         "avif": images.encode(im, "AVIF", quality=60),
         "heic": images.encode(im, "HEIF", quality=60),
-        "png_16bit": images.png(Image.fromarray(
-            (np.asarray(im.convert("L")).astype(np.uint16) * 257), "I;16")),
+        "png_16bit": images.png(Image.fromarray(  # uint16 samples: mode I;16
+            np.asarray(im.convert("L")).astype(np.uint16) * 257)),
         "jpeg_cmyk": images.jpeg(im.convert("CMYK")),
     })
     return seeds

@@ -10,7 +10,7 @@ with every row recorded.
 Measured on the development machine (busy, shared): at most about 85 MB per worker for every
 file except the complete 100 MP grey PNG (a 97 KB zlib bomb exactly at the default
 ``--max-pixels``), which peaks at about 270 MB: hence :data:`BOUND_MB` = 300. The worst case the
-default limits allow is an RGB PNG of 100 MP, measured separately (about 540 MB): that figure is
+default limits allow is an RGB PNG of 100 MP, measured separately (540-560 MB): that figure is
 what to plan a worker count with, or lower ``--max-pixels``.
 """
 
@@ -128,13 +128,14 @@ def _rgb_png_of_zeros(side: int) -> bytes:
 
 def test_worst_case_memory_at_the_default_pixel_limit(pool: ProcessPoolExecutor) -> None:
     """An RGB PNG of exactly 100 MP (the default --max-pixels): Pillow holds 4 bytes a pixel,
-    the grey copy 1 more. The bound is that arithmetic plus the worker's own ~100 MB."""
+    the grey copy 1 more, and heap the worker kept from earlier files up to 1 more (measured:
+    540-560 MB). The bound is that arithmetic plus the worker's own ~100 MB."""
     data = _rgb_png_of_zeros(10_000)
     state, report, peak_mb, seconds = _in_worker(pool, data)
     assert state == "ok" and report is not None
     assert report["status"] == "scored" and report["width"] == 10_000
     pixels_mb = 10_000 * 10_000 / 2**20
-    bound_mb = 5 * pixels_mb + 100
+    bound_mb = 6 * pixels_mb + 100
     assert peak_mb < bound_mb, f"{peak_mb:.0f} MB"
     record("worst_case_memory", file_kb=len(data) // 1024, megapixels=100,
            peak_worker_mb=round(peak_mb, 1), bound_mb=round(bound_mb),
