@@ -462,8 +462,12 @@ def test_every_fault_ends_scored_failed_or_left_for_retry(fault_server: FaultSer
     bound_mb = 150
     assert run.peak_growth_mb < bound_mb, f"peak RSS grew {run.peak_growth_mb:.0f} MB"
 
-    record("network_faults", faults_injected=len(locations) - 3 * copies,
-           fault_kinds=len(FAULTS) - 3, rows=len(locations), scored=report.scored,
+    faults = [fault for fault in FAULTS if fault.handler is not good]
+    lost = sum(1 for row_id, row in run.rows.items()
+               if row["quality_status"] is None and row_id not in run.log)
+    assert lost == 0
+    record("network_faults", faults_injected=len(faults) * copies, fault_kinds=len(faults),
+           rows=len(locations), rows_lost=lost, scored=report.scored,
            failed=report.failed, retry_later=report.retry_later, hung=0,
            max_seconds=round(run.seconds, 1), peak_rss_growth_mb=round(run.peak_growth_mb, 1),
            bound_mb=bound_mb, gzip_bomb_mb=GZIP_BOMB_MB, max_bytes=MAX_BYTES)
