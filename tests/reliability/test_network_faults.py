@@ -37,7 +37,8 @@ from rich.console import Console
 
 from pixelgrade.backfill import BackfillOptions, BackfillReport, EngineOptions, run_backfill
 from pixelgrade.backfill.progress import PlainProgress
-from pixelgrade.sources.http import HttpPolicy
+from pixelgrade.errors import FetchError, ImageTooLargeError
+from pixelgrade.sources.http import HttpPolicy, read_url
 from pixelgrade.stores import open_store
 from tests.backfill.conftest import jpeg
 from tests.reliability.report import record, sized
@@ -499,3 +500,43 @@ def test_a_429_storm_honours_retry_after_and_the_rate_limit(fault_server: FaultS
     record("rate_limit_429", images=images, requests=len(times), rate=rate,
            max_requests_in_1s=window, min_gap_seconds=round(min(gaps), 3),
            retry_after_honoured=images, seconds=round(run.seconds, 1))
+
+
+def test_the_synchronous_reader_survives_the_same_faults(fault_server: FaultServer) -> None:
+    """``read_url`` (``pixelgrade score URL``) against every fault at once, one thread each:
+    each ends with its bytes or the error the backfill gets, within the policy's timeouts."""
+    fault_server.route("/endless/", endless_redirect)
+    fault_server.route("/loop/b", redirect_loop)
+    outcomes: dict[str, tuple[str, str]] = {}
+
+    def read(fault: Fault) -> None:
+        url = fault_server.route(fault.path, fault.handler)
+        try:
+            data = read_url(url, MAX_BYTES, policy=POLICY)
+            outcomes[fault.path] = ("bytes", str(len(data)))
+        except ImageTooLargeError as exc:
+            outcomes[fault.path] = ("too_large", str(exc))
+        except FetchError as exc:
+            outcomes[fault.path] = (exc.kind, str(exc))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=read, args=(fault,), daemon=True) for fault in FAULTS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, HARD_TIMEOUT - (time.monotonic() - started)))
+    hung = [fault.path for fault, thread in zip(FAULTS, threads, strict=True)
+            if thread.is_alive()]
+    assert not hung, f"read_url still running after {HARD_TIMEOUT:g} s: {hung}"
+    seconds = time.monotonic() - started
+    # The sync reader checks total_timeout as chunks arrive, so it may overrun by read_timeout.
+    assert seconds < 2 * (TOTAL_TIMEOUT + READ_TIMEOUT) + 15, f"{seconds:.1f} s"
+    for fault in FAULTS:
+        kind, text = outcomes[fault.path]
+        if fault.outcome == "scored":
+            assert kind == "bytes", (fault.path, text)
+        elif fault.kind == "decode":  # the 100 announced bytes, then the connection is dropped
+            assert (kind, text) == ("bytes", "100"), fault.path
+        else:
+            assert kind == fault.kind, (fault.path, kind, text)
+            assert all(words in text for words in fault.says), (fault.path, text)
