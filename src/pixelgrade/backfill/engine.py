@@ -114,8 +114,8 @@ class Engine(Generic[Item, Result]):
         self.cursor = start_after
         self.retry_items = list(retry_items)
         self.on_batch = on_batch
-        #: ``options.rate``'s pacing; pass one to share it (the backfill's HTTP retries use it
-        #: too, so they count against --rate).
+        #: ``options.rate``'s pacing of items as they start; ``RateLimiter(None)`` when
+        #: ``process`` paces its own I/O instead (the image backfill: see backfill/run.py).
         self.limiter = limiter or RateLimiter(options.rate)
         self._sleep = sleep
         self._stop_requests = 0

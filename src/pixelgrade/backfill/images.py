@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -160,8 +160,11 @@ class ImageScorer:
         score_path)
 
     def __init__(self, pool: Executor, workers: int, config: ScoringConfig,
-                 fetcher: HttpFetcher | None, locator: Locator) -> None:
+                 fetcher: HttpFetcher | None, locator: Locator, *,
+                 pace: Callable[[], Awaitable[object]] | None = None) -> None:
         self.pool = pool
+        #: Awaited before a local file is read (``--rate``); URLs are paced by the fetcher.
+        self._pace = pace
         self.workers = workers
         self._replacements: list[ProcessPoolExecutor] = []
         self._isolation = asyncio.Lock()
@@ -194,6 +197,8 @@ class ImageScorer:
                     report = await self._in_pool(self.score_data_function, data)
                 del data
             else:
+                if self._pace is not None:
+                    await self._pace()
                 async with self._scoring_slots:
                     report = await self._in_pool(self.score_path_function, location)
         except WorkerCrashError as exc:

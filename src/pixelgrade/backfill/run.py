@@ -177,8 +177,9 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         progress.batch(tally, done.index, succeeded, failed)
 
     http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
-    # One pace for every request the server sees: each row's first download and each retry
-    # (a 429 storm answered by retries outside --rate would double the request rate).
+    # --rate paces the reads themselves, each download attempt (retries included) and each
+    # local file, not the rows as they queue: retries outside it doubled the request rate in a
+    # 429 storm, and rows paced before waiting for a download slot went out in bunches.
     limiter = RateLimiter(options.engine.rate)
     async with AsyncExitStack() as stack:
         fetcher = await stack.enter_async_context(
@@ -186,12 +187,13 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
                         origin_headers=_credentials(options), pace=limiter.acquire))
         pool = stack.enter_context(make_pool(options.workers))
         scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
-                             Locator(options.url_template, options.root, options.storage))
+                             Locator(options.url_template, options.root, options.storage),
+                             pace=limiter.acquire)
         stack.callback(scorer.close)
         engine: Engine[Row, RowResult] = Engine(
             _StoreCollection(store, options.selection), scorer, options.engine,
             start_after=start_after, retry_items=retry_rows, on_batch=on_batch,
-            limiter=limiter)
+            limiter=RateLimiter(None))  # paced where the bytes are read (above)
         remove_handlers = _install_handlers(engine, console) if install_signal_handlers \
             else (lambda: None)
         progress.start(tally)

@@ -148,8 +148,9 @@ class HttpFetcher:
     ``concurrency`` bounds the requests in flight (and the pool's connections); a task waiting
     between retries does not hold a slot. ``sleep`` and ``rng`` are the waiting function and the
     jitter source, injectable so tests and simulations need not wait. ``pace``, when given, is
-    awaited before every retry, after the backoff (the backfill passes its ``--rate`` limiter, so
-    retries are spaced like first requests).
+    awaited before every attempt, once a slot is held, so that the requests themselves (retries
+    included) are spaced as it says: the backfill passes its ``--rate`` limiter. (Pacing rows
+    before they queue for a slot let slow or 429 answers bunch the queued requests together.)
     """
 
     def __init__(
@@ -207,6 +208,8 @@ class HttpFetcher:
             attempt += 1
             try:
                 async with self._slots:
+                    if self._pace is not None:
+                        await self._pace()
                     async with asyncio.timeout(self.policy.total_timeout):
                         return await self._attempt(url)
             except _Failure as failure:
@@ -218,8 +221,6 @@ class HttpFetcher:
             if delay is None:
                 raise error.to_error(url, attempt, self.policy) from error.__cause__
             await self._sleep(delay)
-            if self._pace is not None:
-                await self._pace()
 
     async def _attempt(self, url: str) -> bytes:
         policy = self.policy
