@@ -4,7 +4,7 @@ Each :class:`Hostile` names a file, how to make it, the status ``score_bytes`` m
 words its reason must contain. They are what a public upload form or a table other people write
 to really receives: files cut off or damaged (JPEG, PNG, WebP, HEIC), empty files, HTML and JSON
 served as images, decompression bombs declared in the header of every raster format we read
-(65535 x 65535, and one between our 100 MP limit and Pillow's own guard), a zlib bomb that is
+(65535 x 65535, and between our 100 MP limit and Pillow's own guard), a zlib bomb that is
 genuinely 100 MP once inflated, a GIF with 10,000 frames, 1 x 100000 and 100000 x 1 strips, SVG
 that points at the cloud metadata address or defines an XXE entity, polyglots (JPEG+ZIP,
 GIF+JavaScript, PNG with HTML after IEND), a TIFF whose IFD claims 65,535 entries, CMYK,
@@ -13,7 +13,8 @@ GIF+JavaScript, PNG with HTML after IEND), a TIFF whose IFD claims 65,535 entrie
 The image parts come from :mod:`tests.images` (the scikit-image sample photo, encoded in memory).
 Bombs and broken structures are written byte by byte, following each format's specification:
 JPEG (ITU-T T.81, SOF0 segment), PNG (RFC 2083 / ISO 15948 chunks), GIF89a (logical screen
-descriptor), TIFF 6.0 (IFD entries) and WebP (RIFF container, VP8X chunk).
+descriptor), TIFF 6.0 (IFD entries), WebP (RIFF container, VP8X chunk) and HEIF (ISO/IEC
+23008-12, ``ispe`` property).
 """
 
 from __future__ import annotations
@@ -228,6 +229,17 @@ def webp_corrupt() -> bytes:
     return _overwrite(data, 20, 64)
 
 
+def heif_header_bomb(width: int = 65535, height: int = 65535) -> bytes:
+    """A real HEIC whose image spatial extents property (``ispe``, ISO/IEC 23008-12 6.5.3:
+    version/flags, then 32-bit width and height) declares ``width`` x ``height``."""
+    data = bytearray(images.heic())
+    at = data.find(b"ispe")
+    while at != -1:
+        data[at + 8:at + 16] = struct.pack(">II", width, height)
+        at = data.find(b"ispe", at + 4)
+    return bytes(data)
+
+
 def heic_corrupt() -> bytes:
     """A HEIC whose ``meta`` box (item locations, properties) is overwritten. (Damage to the
     HEVC data itself is concealed by the decoder and still gives a picture.)"""
@@ -270,6 +282,7 @@ CORPUS: tuple[Hostile, ...] = (
     Hostile("tiff_bomb_65535", tiff_header_bomb, "failed", _TOO_MANY),
     Hostile("tiff_bomb_between_limits", lambda: tiff_header_bomb(13000, 13000), "failed",
             ("13000x13000", *_OVER_OURS)),
+    Hostile("heic_bomb_65535", heif_header_bomb, "failed", _TOO_MANY),
     Hostile("png_zlib_bomb_100mp", png_zlib_bomb, "scored", ("PNG",)),
     Hostile("gif_10000_frames", gif_many_frames, "scored", ("GIF",)),
     Hostile("png_1x100000", lambda: strip_png(1, 100_000), "scored", ("PNG",)),
