@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pixelgrade.backfill.images import score_path
 from pixelgrade.scoring import ScoringConfig, score_bytes
 from tests import images
 
@@ -351,3 +353,16 @@ def score_measured(data: bytes, config: ScoringConfig) -> tuple[dict[str, Any], 
         refs.write("5")
     report = score_bytes(data, config).to_dict()
     return report, _status_kb("VmHWM")
+
+
+#: A local file whose name contains this makes :func:`score_path_or_stall` hang.
+STALL_MARK = "stall"
+
+
+def score_path_or_stall(path: str, config: ScoringConfig) -> dict[str, Any]:
+    """Pool function standing in for a decoder stuck in a loop on one file (none of the corpus
+    does this, which is the point: the backfill must survive the one that will)."""
+    if STALL_MARK in path.rsplit("/", 1)[-1]:
+        while True:
+            time.sleep(1)
+    return score_path(path, config)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -31,7 +32,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from pixelgrade.backfill import BackfillOptions, EngineOptions, run_backfill
+from pixelgrade.backfill import BackfillOptions, BackfillReport, EngineOptions, run_backfill
+from pixelgrade.backfill.images import ImageScorer
 from pixelgrade.backfill.progress import PlainProgress
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import ScoringConfig
@@ -154,14 +156,8 @@ def test_a_backfill_over_the_corpus_goes_on(tmp_path: Path) -> None:
     options = BackfillOptions(engine=EngineOptions(batch_size=8, write_backoff=0.05),
                               workers=2, concurrency=4, checkpoint=tmp_path / "checkpoint.json",
                               error_log=tmp_path / "errors.log", root=tmp_path)
-    store = open_store(db)
-    console = Console(file=io.StringIO(), width=200)
     started = time.monotonic()
-    try:
-        report = run_backfill(store, options, console, PlainProgress(console),
-                              install_signal_handlers=False)
-    finally:
-        store.close()
+    report = _backfill_or_hang(db, options, hard_timeout=120.0)
     seconds = time.monotonic() - started
 
     assert report.finished and report.processed == len(hostile.CORPUS)
@@ -177,3 +173,64 @@ def test_a_backfill_over_the_corpus_goes_on(tmp_path: Path) -> None:
     record("hostile_backfill", rows=len(ids), scored=report.scored, failed=report.failed,
            skipped=report.skipped, retry_later=report.retry_later, worker_crashes=0,
            seconds=round(seconds, 1))
+
+
+def _backfill_or_hang(db: str, options: BackfillOptions, *, hard_timeout: float
+                      ) -> BackfillReport:
+    """``run_backfill`` in a thread; fails the test if it is still running after
+    ``hard_timeout`` seconds instead of freezing the suite."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        store = open_store(db)
+        console = Console(file=io.StringIO(), width=200)
+        try:
+            outcome["report"] = run_backfill(store, options, console, PlainProgress(console),
+                                             install_signal_handlers=False)
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+        finally:
+            store.close()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(hard_timeout)
+    assert not thread.is_alive(), f"the backfill hung: still running after {hard_timeout:g} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["report"]
+
+
+def test_a_stuck_decoder_is_stopped_and_the_run_goes_on(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scoring process that never answers (a decoder looping on hostile bytes, stood in by
+    :func:`hostile.score_path_or_stall`) is stopped after ``score_timeout``; its row is failed
+    with ``scoring_timeout``, the images in flight beside it are scored, and the run ends."""
+    monkeypatch.setattr(ImageScorer, "score_path_function",
+                        staticmethod(hostile.score_path_or_stall))
+    good = images.jpeg()
+    names = ["a.jpg", "b.jpg", f"{hostile.STALL_MARK}.jpg", "c.jpg", "d.jpg"]
+    for name in names:
+        (tmp_path / name).write_bytes(good)
+    db = f"sqlite:///{tmp_path / 'stall.db'}"
+    ids = tables.pixelgrade_table(db, names)
+    timeout = 3.0
+    options = BackfillOptions(engine=EngineOptions(batch_size=8, write_backoff=0.05),
+                              workers=2, concurrency=4, checkpoint=tmp_path / "checkpoint.json",
+                              error_log=tmp_path / "errors.log", root=tmp_path,
+                              score_timeout=timeout)
+    started = time.monotonic()
+    report = _backfill_or_hang(db, options, hard_timeout=60.0)
+    seconds = time.monotonic() - started
+
+    assert report.finished and (report.scored, report.failed) == (4, 1)
+    rows = tables.rows(db)
+    stalled = rows[ids[2]]
+    assert stalled["quality_status"] == "failed"
+    assert stalled["quality_details"]["kind"] == "scoring_timeout"
+    assert "longer than 3 s" in stalled["quality_details"]["reason"]
+    assert all(rows[i]["quality_status"] == "scored" for i in ids if i != ids[2])
+    # Once in the shared pool, once alone: two timeouts, plus process start-ups.
+    assert seconds < 2 * timeout + 20, f"{seconds:.1f} s"
+    record("stuck_decoder", rows=len(ids), stuck=1, stopped_after_seconds=timeout,
+           others_scored=report.scored, seconds=round(seconds, 1))

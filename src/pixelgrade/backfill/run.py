@@ -23,7 +23,14 @@ from rich.console import Console
 from pixelgrade.backfill import checkpoint as checkpoints
 from pixelgrade.backfill.engine import BatchDone, Engine, EngineOptions
 from pixelgrade.backfill.errorlog import ErrorLog
-from pixelgrade.backfill.images import ImageScorer, Locator, RowResult, count_batch, make_pool
+from pixelgrade.backfill.images import (
+    SCORE_TIMEOUT,
+    ImageScorer,
+    Locator,
+    RowResult,
+    count_batch,
+    make_pool,
+)
 from pixelgrade.backfill.progress import PlainProgress, RichProgress, Tally
 from pixelgrade.backfill.ratelimit import RateLimiter
 from pixelgrade.errors import CheckpointError, StoreError
@@ -48,6 +55,8 @@ class BackfillOptions:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     http: HttpPolicy | None = None
     storage: StorageBucket | None = None
+    #: Longest wait for one image's score before its process is stopped (see ImageScorer).
+    score_timeout: float | None = SCORE_TIMEOUT
 
 
 @dataclass
@@ -188,7 +197,7 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         pool = stack.enter_context(make_pool(options.workers))
         scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
                              Locator(options.url_template, options.root, options.storage),
-                             pace=limiter.acquire)
+                             pace=limiter.acquire, score_timeout=options.score_timeout)
         stack.callback(scorer.close)
         engine: Engine[Row, RowResult] = Engine(
             _StoreCollection(store, options.selection), scorer, options.engine,
@@ -284,7 +293,8 @@ def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> Dr
                                origin_headers=_credentials(options)) as fetcher:
             with make_pool(options.workers) as pool:
                 scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
-                                     Locator(options.url_template, options.root, options.storage))
+                                     Locator(options.url_template, options.root, options.storage),
+                                     score_timeout=options.score_timeout)
                 # Warm the pool so process start-up does not count against the estimate.
                 await asyncio.gather(*(asyncio.get_running_loop().run_in_executor(pool, abs, 0)
                                        for _ in range(options.workers)))
