@@ -66,7 +66,7 @@ CHECKS: tuple[Check, ...] = (
           "with `--rate 4`: the server counts the request times (retries included)."),
     Check("hostile_input", "Hostile input in the scoring processes",
           "A corpus made in code (truncated and corrupt JPEG/PNG/WebP/HEIC, empty, HTML and JSON "
-          "as images, header bombs in PNG/JPEG/WebP/GIF/TIFF, a 100 MP zlib bomb, a GIF with "
+          "as images, header bombs in PNG/JPEG/WebP/GIF/TIFF/HEIC, a 100 MP zlib bomb, a GIF with "
           "10,000 frames, 1x100000 and 100000x1 strips, SVG with external references and XXE, "
           "polyglots, a TIFF claiming 65,535 IFD entries, CMYK, 16-bit, animated, EXIF garbage) "
           "scored one by one in the real worker pool with a timeout; peak RSS per worker "
@@ -74,6 +74,9 @@ CHECKS: tuple[Check, ...] = (
     Check("worst_case_memory", "Worst case memory per worker at the default limits",
           "An RGB PNG of exactly 100 MP (the default `--max-pixels`, a 290 KB file) scored in a "
           "worker: what one scoring process may need, to plan `--workers` with."),
+    Check("stuck_decoder", "A scoring process that never answers",
+          "A stand-in decoder loops forever on one file of a backfill: its process must be "
+          "stopped after the scoring timeout, its row failed, the images beside it scored."),
     Check("hostile_backfill", "Hostile corpus through a backfill",
           "The same corpus as local files in a SQLite table, backfilled: the run must finish "
           "with every row recorded and no worker crash."),
