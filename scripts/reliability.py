@@ -61,6 +61,10 @@ CHECKS: tuple[Check, ...] = (
           "byte per half read-timeout; each row must end scored, failed with a reason or left "
           "for retry, the run must end within its timeouts (a thread joined with a hard "
           "timeout), and the parent's peak memory must not grow with what the server sends."),
+    Check("network_faults_sync", "Network faults: the synchronous reader",
+          "The same faulty routes read at once, one thread each, by `read_url` (what "
+          "`pixelgrade score URL` uses): each must end with its bytes or the backfill's error, "
+          "within the timeouts."),
     Check("rate_limit_429", "429 storm: Retry-After and --rate",
           "Every image is answered 429 with `Retry-After: 1` once, then served, in a backfill "
           "with `--rate 4`: the server counts the request times (retries included)."),

@@ -544,3 +544,6 @@ def test_the_synchronous_reader_survives_the_same_faults(fault_server: FaultServ
         else:
             assert kind == fault.kind, (fault.path, kind, text)
             assert all(words in text for words in fault.says), (fault.path, text)
+    faults = [fault for fault in FAULTS if fault.handler is not good]
+    record("network_faults_sync", faults_injected=len(faults), at_once=len(FAULTS),
+           ended_as_expected=len(outcomes), hung=0, seconds=round(seconds, 1))
