@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench screenshots clean
+.PHONY: demo test stress bench screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m pytest
+
+# The reliability tests (tests/reliability, the fuzz test) at full size, then their figures
+# into docs/reliability.md (scripts/reliability.py; PostgreSQL as for `make test`).
+stress: $(VENV)/.installed-test
+	$(PY) scripts/reliability.py --full --write docs/reliability.md
 
 bench: $(VENV)/.installed-bench
 	$(PY) bench/speed.py

@@ -41,6 +41,11 @@ class WorkerCrashError(ImageError):
     """The process scoring this image died (a decoder crash, or killed for memory)."""
 
 
+class ScoringTimeoutError(WorkerCrashError):
+    """Scoring this image did not finish in time (a decoder stuck on hostile bytes), so its
+    process was stopped."""
+
+
 class FetchError(PixelgradeError):
     """The bytes could not be read from where the path or URL points.
 

@@ -4,10 +4,16 @@ Inputs are arbitrary bytes, arbitrary bytes behind each format's magic number (s
 format's parser instead of stopping at sniffing), small valid files cut short or with bytes
 overwritten, and small valid images of any size and content. Every report must also honour the
 JSON contract: a score only when scored, a reason otherwise, no NaN or infinity anywhere.
+
+The last test mutates a valid seed of *every* format the decoder reads (the hostile corpus'
+seeds, AVIF and HEIC included) with the classic fuzzer operators: bit flips, truncation and
+splicing in a slice of another seed; it is sized ``sized(200, 5000)`` (5,000 cases in
+``make stress``) and feeds both ``decode`` (only the documented errors) and ``score_bytes``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -17,8 +23,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from pixelgrade.scoring import QualityReport, score_bytes
+from pixelgrade.errors import ImageError
+from pixelgrade.scoring import QualityReport, decode, score_bytes
 from tests import images
+from tests.reliability import hostile
+from tests.reliability.report import record, sized
 
 #: Fast and self-contained: no example database written into the work tree, no per-example
 #: deadline (a first call pays for imports and codec set-up).
@@ -134,3 +143,61 @@ def test_any_valid_small_image_is_scored_at_its_true_size(
     assert (report.width, report.height) == im.size
     assert report.format == fmt
     assert score_bytes(data).to_dict() == report.to_dict()
+
+
+VALID_SEEDS: dict[str, bytes] = hostile.valid_seeds()
+FORMAT_OF_SEED = {"jpeg": "JPEG", "jpeg_exif": "JPEG", "jpeg_cmyk": "JPEG", "png": "PNG",
+                  "png_16bit": "PNG", "webp": "WEBP", "webp_lossless": "WEBP", "gif": "GIF",
+                  "tiff": "TIFF", "bmp": "BMP", "avif": "AVIF", "heic": "HEIF"}
+
+
+@st.composite
+def fuzzed_seed(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A valid seed of any format after 1-4 fuzzer operations: bit flips (aimed at the first
+    512 bytes half the time, where headers live), truncation, or splicing a slice of another
+    seed (any format) over or into it."""
+    name = draw(st.sampled_from(sorted(VALID_SEEDS)), label="seed")
+    data = bytearray(VALID_SEEDS[name])
+    for _ in range(draw(st.integers(1, 4))):
+        operation = draw(st.sampled_from(["flip", "truncate", "splice"]))
+        if not data:
+            break
+        if operation == "flip":
+            limit = draw(st.sampled_from([min(512, len(data)), len(data)]))
+            at = draw(st.integers(0, limit - 1))
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif operation == "truncate":
+            del data[draw(st.integers(0, len(data) - 1)):]
+        else:
+            donor = VALID_SEEDS[draw(st.sampled_from(sorted(VALID_SEEDS)))]
+            start = draw(st.integers(0, len(donor) - 1))
+            piece = donor[start:start + draw(st.integers(1, 256))]
+            at = draw(st.integers(0, len(data)))
+            replace = draw(st.booleans())
+            data[at:at + (len(piece) if replace else 0)] = piece
+    return name, bytes(data)
+
+
+FUZZ_CASES = sized(200, 5000)
+
+
+def test_every_format_survives_mutation() -> None:
+    assert set(FORMAT_OF_SEED) == set(VALID_SEEDS)
+    for name, seed in VALID_SEEDS.items():  # the seeds themselves are valid
+        assert score_bytes(seed).format == FORMAT_OF_SEED[name], name
+    seen: dict[str, int] = {}
+
+    @settings(FUZZ, max_examples=FUZZ_CASES)
+    @given(fuzzed_seed())
+    def one_case(case: tuple[str, bytes]) -> None:
+        name, data = case
+        event(f"seed: {name}")
+        with contextlib.suppress(ImageError):  # the documented errors; others fail the test
+            decode(data)
+        report = score_bytes(data)
+        check_report(report, data)
+        seen[report.status] = seen.get(report.status, 0) + 1
+
+    one_case()
+    record("fuzz", cases=sum(seen.values()), formats=len(set(FORMAT_OF_SEED.values())),
+           seeds=len(VALID_SEEDS), raised=0, **{f"ended_{k}": v for k, v in sorted(seen.items())})

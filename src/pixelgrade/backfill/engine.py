@@ -106,14 +106,17 @@ class Engine(Generic[Item, Result]):
                  process: Callable[[Item], Awaitable[Result]], options: EngineOptions, *,
                  start_after: Any = None, retry_items: Sequence[Item] = (),
                  on_batch: Callable[[BatchDone[Result]], None] | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 limiter: RateLimiter | None = None) -> None:
         self.collection = collection
         self.process = process
         self.options = options
         self.cursor = start_after
         self.retry_items = list(retry_items)
         self.on_batch = on_batch
-        self.limiter = RateLimiter(options.rate)
+        #: ``options.rate``'s pacing of items as they start; ``RateLimiter(None)`` when
+        #: ``process`` paces its own I/O instead (the image backfill: see backfill/run.py).
+        self.limiter = limiter or RateLimiter(options.rate)
         self._sleep = sleep
         self._stop_requests = 0
         self._stopped = asyncio.Event()

@@ -18,7 +18,7 @@ Each row ends in one of three ways:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pixelgrade.backfill.errorlog import ErrorRecord
-from pixelgrade.errors import FetchError, ImageTooLargeError, WorkerCrashError
+from pixelgrade.errors import (
+    FetchError,
+    ImageTooLargeError,
+    ScoringTimeoutError,
+    WorkerCrashError,
+)
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import ScoringConfig, score_bytes
 from pixelgrade.sources.files import read_file, resolve_local
@@ -145,6 +150,23 @@ class Locator:
         return resolve_local(value, self.root)
 
 
+#: Default longest wait for one image's score (seconds). An image at the 100 MP limit takes
+#: about 2 s here; the rest is room for a slow or busy machine.
+SCORE_TIMEOUT = 120.0
+
+
+def _stop_processes(pool: Executor) -> None:
+    """Kill a process pool's workers: the only way to stop one stuck in native code. The pool
+    is broken afterwards (its other futures fail with BrokenProcessPool)."""
+    kill = getattr(pool, "kill_workers", None)  # public from Python 3.14
+    if callable(kill):
+        kill()
+        return
+    processes = getattr(pool, "_processes", None) or {}  # CPython 3.11-3.13's own table
+    for process in list(processes.values()):
+        process.kill()
+
+
 class ImageScorer:
     """``await scorer(row)`` -> :class:`RowResult`. One per run."""
 
@@ -155,8 +177,14 @@ class ImageScorer:
         score_path)
 
     def __init__(self, pool: Executor, workers: int, config: ScoringConfig,
-                 fetcher: HttpFetcher | None, locator: Locator) -> None:
+                 fetcher: HttpFetcher | None, locator: Locator, *,
+                 pace: Callable[[], Awaitable[object]] | None = None,
+                 score_timeout: float | None = SCORE_TIMEOUT) -> None:
         self.pool = pool
+        #: Longest wait for one image's score, queueing in the pool included (None: no limit).
+        self.score_timeout = score_timeout
+        #: Awaited before a local file is read (``--rate``); URLs are paced by the fetcher.
+        self._pace = pace
         self.workers = workers
         self._replacements: list[ProcessPoolExecutor] = []
         self._isolation = asyncio.Lock()
@@ -189,8 +217,12 @@ class ImageScorer:
                     report = await self._in_pool(self.score_data_function, data)
                 del data
             else:
+                if self._pace is not None:
+                    await self._pace()
                 async with self._scoring_slots:
                     report = await self._in_pool(self.score_path_function, location)
+        except ScoringTimeoutError as exc:
+            return self._failed(row, shown, "scoring_timeout", str(exc), transient=False)
         except WorkerCrashError as exc:
             return self._failed(row, shown, "worker_crash", str(exc), transient=False)
         except ImageTooLargeError as exc:
@@ -209,33 +241,50 @@ class ImageScorer:
 
     async def _in_pool(self, function: Callable[[Any, ScoringConfig], dict[str, Any]],
                        argument: Any) -> dict[str, Any]:
-        """Run ``function(argument, config)`` in the pool, surviving a worker that dies.
+        """Run ``function(argument, config)`` in the pool, surviving a worker that dies or
+        hangs.
 
         A decoder that crashes (a segfault on hostile bytes) or a worker killed for memory
-        breaks the whole pool, failing every image in flight. The pool is replaced, and each
+        breaks the whole pool, failing every image in flight. A score not back within
+        ``score_timeout`` (a decoder stuck in a loop) cannot be interrupted, so the pool's
+        processes are stopped, which breaks it the same way. The pool is replaced, and each
         image that was in flight is tried again alone in a fresh process: the ones that pass
-        are scored as usual, the one that kills its process again raises WorkerCrashError.
+        are scored as usual, the one that kills its process again raises WorkerCrashError,
+        the one that times out again ScoringTimeoutError.
         """
-        loop = asyncio.get_running_loop()
         pool = self.pool
         try:
-            return await loop.run_in_executor(pool, function, argument, self.config)
+            return await self._run(pool, function, argument)
         except BrokenProcessPool:
             pass
+        except TimeoutError:
+            _stop_processes(pool)
         if self.pool is pool:  # the first image to notice replaces the pool for everyone
             self.pool = scoring_pool(self.workers)
             self._replacements.append(self.pool)
         async with self._isolation:
             solo = scoring_pool(1)
             try:
-                return await loop.run_in_executor(solo, function, argument, self.config)
+                return await self._run(solo, function, argument)
             except BrokenProcessPool as exc:
                 raise WorkerCrashError(
                     "the scoring process died on this image (the decoder crashed, or the "
                     "process was killed, e.g. for memory); recorded as failed so the run "
                     "goes on") from exc
+            except TimeoutError as exc:
+                _stop_processes(solo)
+                raise ScoringTimeoutError(
+                    f"scoring this image took longer than {self.score_timeout:g} s, alone in "
+                    "a process (the decoder may be stuck on hostile bytes); the process was "
+                    "stopped and the row recorded as failed so the run goes on") from exc
             finally:
                 solo.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, pool: Executor, function: Callable[[Any, ScoringConfig], Any],
+                   argument: Any) -> Any:
+        future = asyncio.get_running_loop().run_in_executor(pool, function, argument,
+                                                            self.config)
+        return await asyncio.wait_for(future, self.score_timeout)
 
     def close(self) -> None:
         """Shut down the pools this scorer made to replace broken ones."""

@@ -29,7 +29,9 @@ class RateLimiter:
             return
         async with self._lock:
             now = self._clock()
-            start = max(self._next, now)
-            self._next = start + self.interval
-            if start > now:
-                await self._sleep(start - now)
+            if self._next > now:
+                await self._sleep(self._next - now)
+            # The next slot counts from when this caller really goes, not from when it was
+            # due: after a wake-up late by more than the interval (a busy event loop), the
+            # next caller would otherwise go at once, two requests together.
+            self._next = self._clock() + self.interval

@@ -23,8 +23,16 @@ from rich.console import Console
 from pixelgrade.backfill import checkpoint as checkpoints
 from pixelgrade.backfill.engine import BatchDone, Engine, EngineOptions
 from pixelgrade.backfill.errorlog import ErrorLog
-from pixelgrade.backfill.images import ImageScorer, Locator, RowResult, count_batch, make_pool
+from pixelgrade.backfill.images import (
+    SCORE_TIMEOUT,
+    ImageScorer,
+    Locator,
+    RowResult,
+    count_batch,
+    make_pool,
+)
 from pixelgrade.backfill.progress import PlainProgress, RichProgress, Tally
+from pixelgrade.backfill.ratelimit import RateLimiter
 from pixelgrade.errors import CheckpointError, StoreError
 from pixelgrade.scoring import SCORER_VERSION, ScoringConfig
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy
@@ -47,6 +55,8 @@ class BackfillOptions:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     http: HttpPolicy | None = None
     storage: StorageBucket | None = None
+    #: Longest wait for one image's score before its process is stopped (see ImageScorer).
+    score_timeout: float | None = SCORE_TIMEOUT
 
 
 @dataclass
@@ -184,17 +194,23 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         progress.batch(tally, done.index, succeeded, failed)
 
     http_policy = _http_policy(options)
+    # --rate paces the reads themselves, each download attempt (retries included) and each
+    # local file, not the rows as they queue: retries outside it doubled the request rate in a
+    # 429 storm, and rows paced before waiting for a download slot went out in bunches.
+    limiter = RateLimiter(options.engine.rate)
     async with AsyncExitStack() as stack:
         fetcher = await stack.enter_async_context(
             HttpFetcher(http_policy, concurrency=options.concurrency,
-                        origin_headers=_credentials(options)))
+                        origin_headers=_credentials(options), pace=limiter.acquire))
         pool = stack.enter_context(make_pool(options.workers))
         scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
-                             Locator(options.url_template, options.root, options.storage))
+                             Locator(options.url_template, options.root, options.storage),
+                             pace=limiter.acquire, score_timeout=options.score_timeout)
         stack.callback(scorer.close)
         engine: Engine[Row, RowResult] = Engine(
             _StoreCollection(store, options.selection), scorer, options.engine,
-            start_after=start_after, retry_items=retry_rows, on_batch=on_batch)
+            start_after=start_after, retry_items=retry_rows, on_batch=on_batch,
+            limiter=RateLimiter(None))  # paced where the bytes are read (above)
         remove_handlers = _install_handlers(engine, console) if install_signal_handlers \
             else (lambda: None)
         progress.start(tally)
@@ -285,7 +301,8 @@ def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> Dr
                                origin_headers=_credentials(options)) as fetcher:
             with make_pool(options.workers) as pool:
                 scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
-                                     Locator(options.url_template, options.root, options.storage))
+                                     Locator(options.url_template, options.root, options.storage),
+                                     score_timeout=options.score_timeout)
                 # Warm the pool so process start-up does not count against the estimate.
                 await asyncio.gather(*(asyncio.get_running_loop().run_in_executor(pool, abs, 0)
                                        for _ in range(options.workers)))

@@ -188,7 +188,10 @@ class HttpFetcher:
 
     ``concurrency`` bounds the requests in flight (and the pool's connections); a task waiting
     between retries does not hold a slot. ``sleep`` and ``rng`` are the waiting function and the
-    jitter source, injectable so tests and simulations need not wait.
+    jitter source, injectable so tests and simulations need not wait. ``pace``, when given, is
+    awaited before every attempt, once a slot is held, so that the requests themselves (retries
+    included) are spaced as it says: the backfill passes its ``--rate`` limiter. (Pacing rows
+    before they queue for a slot let slow or 429 answers bunch the queued requests together.)
     """
 
     def __init__(
@@ -199,6 +202,7 @@ class HttpFetcher:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: random.Random | None = None,
         origin_headers: Mapping[str, Mapping[str, str]] | None = None,
+        pace: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -206,6 +210,7 @@ class HttpFetcher:
         self.concurrency = concurrency
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._pace = pace
         self._slots = asyncio.Semaphore(concurrency)
         self._client = httpx.AsyncClient(
             transport=async_guarded_transport(self.policy.guard(),
@@ -247,6 +252,8 @@ class HttpFetcher:
             attempt += 1
             try:
                 async with self._slots:
+                    if self._pace is not None:
+                        await self._pace()
                     async with asyncio.timeout(self.policy.total_timeout):
                         return await self._attempt(url)
             except _Failure as failure:
@@ -484,6 +491,15 @@ def _failure_from_exception(exc: httpx.HTTPError, body: _Body | None,
         return _Failure("truncated",
                         f"connection closed after {body.raw:,}{expected} bytes of the body",
                         "the server or network dropped the download: try again later",
+                        transient=True)
+    if body is None and (isinstance(exc, httpx.ReadError) or (
+            isinstance(exc, httpx.RemoteProtocolError)
+            and "disconnected without sending a response" in detail)):
+        # A reset or hang-up after the request was sent; httpx's text is often just the class
+        # name ("ReadError"), which tells the user nothing.
+        return _Failure("connection", "connection closed before the response headers arrived "
+                        "(reset or dropped by the server or a proxy)",
+                        "the server or network dropped the request: try again later",
                         transient=True)
     if isinstance(exc, httpx.RemoteProtocolError) and "location header" in detail.lower():
         return _Failure("invalid_redirect", f"bad redirect ({detail})",
