@@ -13,6 +13,7 @@ updated rows is known.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -49,6 +50,7 @@ from pixelgrade.stores.schema import (
     migration_statements,
     notify_channel,
 )
+from pixelgrade.stores.sql_errors import describe_failure, is_transient
 
 #: Rows per ``UPDATE ... FROM (VALUES ...)`` statement (5 parameters a row; PostgreSQL allows
 #: 65,535 parameters in one statement).
@@ -269,8 +271,8 @@ class SqlStore:
                                for part in chunks(outcomes, VALUES_ROWS_PER_STATEMENT))
                 return self._write_many(conn, guard, outcomes)
         except SQLAlchemyError as exc:
-            raise StoreError(f"writing {len(outcomes)} scores to {self.describe()} failed: "
-                             f"{_first_line(exc)}") from exc
+            raise self._failure(f"writing {len(outcomes)} scores to {self.describe()}",
+                                exc) from exc
 
     def _assignments(self, source: dict[str, Any]) -> dict[str, Any]:
         spec, caps = self.spec, self.capabilities
@@ -352,8 +354,13 @@ class SqlStore:
             try:
                 yield
             finally:
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-                conn.commit()
+                if not conn.invalidated:
+                    with contextlib.suppress(SQLAlchemyError):
+                        # A session cut meanwhile (pg_terminate_backend, a restart) took its
+                        # lock with it: there is nothing left to release, and the run's
+                        # outcome must not turn into this error.
+                        conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                        conn.commit()
 
     @contextmanager
     def _file_lock(self, job: str) -> Iterator[None]:
@@ -595,7 +602,13 @@ class SqlStore:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"query on {self.describe()} failed: {_first_line(exc)}") from exc
+            raise self._failure(f"query on {self.describe()}", exc) from exc
+
+    def _failure(self, what: str, exc: SQLAlchemyError) -> StoreError:
+        """``what`` failed: a StoreError that says whether trying again may help (see
+        :mod:`pixelgrade.stores.sql_errors`) and, if not, what to do."""
+        message = describe_failure(exc, _first_line(exc), self.spec.table, self.url.username)
+        return StoreError(f"{what} failed: {message}", transient=is_transient(exc))
 
     def close(self) -> None:
         self.engine.dispose()
