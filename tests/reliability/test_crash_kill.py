@@ -25,9 +25,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,7 +36,8 @@ import sqlalchemy as sa
 from pixelgrade.backfill import checkpoint as checkpoints
 from pixelgrade.backfill.errorlog import ErrorLog
 from pixelgrade.stores import database_url
-from tests.reliability.db_library import Library, audit, make_library
+from tests.reliability.db_backfill import RUN_TIMEOUT, Backfills, kill
+from tests.reliability.db_library import audit, make_library
 from tests.reliability.report import record, sized
 from tests.stores import tables
 
@@ -47,43 +46,14 @@ STARTUP_KILLS = 3
 #: Kills right after the database shows a new commit, before the checkpoint can follow it.
 WRITE_KILLS = 3
 HEAL_AFTER_KILL = 5
-BATCH_SIZE = 50
-#: Longest a run may take (start-up included) on a loaded 2-core machine before the test fails.
-RUN_TIMEOUT = 120.0
 
 
 def _seed() -> int:
     return int(os.environ.get("PIXELGRADE_CRASH_SEED") or time.time_ns() % 1_000_000)
 
 
-class Runs:
-    """Starts ``pixelgrade backfill`` subprocesses over one table and kills them."""
-
-    def __init__(self, url: str, library: Library, work: Path) -> None:
-        self.url = url
-        self.library = library
-        self.work = work
-        self.checkpoint = work / "checkpoint.json"
-        self.error_log = work / "errors.log"
-        self.started = 0
-
-    def start(self, resume: bool) -> subprocess.Popen[bytes]:
-        self.started += 1
-        command = [sys.executable, "-m", "pixelgrade", "backfill", "--db", self.url,
-                   "--root", str(self.library.root), "--workers", "2",
-                   "--batch-size", str(BATCH_SIZE), "--checkpoint", str(self.checkpoint),
-                   "--error-log", str(self.error_log), "--json"]
-        if resume:
-            command.append("--resume")
-        out = open(self.work / f"run{self.started}.out", "wb")
-        err = open(self.work / f"run{self.started}.err", "wb")
-        try:
-            # A session of its own, so the scoring processes it leaves behind can be cleaned up.
-            return subprocess.Popen(command, stdout=out, stderr=err, start_new_session=True,
-                                    env={**os.environ, "COLUMNS": "200"})
-        finally:
-            out.close()
-            err.close()
+class Runs(Backfills):
+    """Backfill runs to kill, and the moments to kill them at."""
 
     def stamp(self) -> int:
         try:
@@ -117,31 +87,13 @@ class Runs:
                 deadline = time.monotonic() + RUN_TIMEOUT
                 while seen < commits and process.poll() is None:
                     assert time.monotonic() < deadline, "the run made no progress"
+                    time.sleep(0.001)
                     now = written()
                     if now != last:
                         seen, last = seen + 1, now
                 return seen
         finally:
             engine.dispose()
-
-    def output(self) -> str:
-        name = f"run{self.started}"
-        return ((self.work / f"{name}.out").read_text(errors="replace")
-                + (self.work / f"{name}.err").read_text(errors="replace"))
-
-
-def _kill(process: subprocess.Popen[bytes]) -> bool:
-    """SIGKILL the backfill; True if it was still running. Its orphaned scoring processes are
-    killed afterwards (they hold nothing, but would eat the CPU of the next runs)."""
-    alive = process.poll() is None
-    if alive:
-        os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return alive
 
 
 def _ahead_of_checkpoint(url: str, cursor: Any) -> bool:
@@ -182,7 +134,7 @@ def test_sigkill_at_random_moments_then_resume(db_url: str, tmp_path: Path) -> N
             commits = runs.wait_commits(process, wanted)
             time.sleep(delay)
             moment = f"{delay * 1000:.0f} ms after commit {wanted}"
-        killed = _kill(process)
+        killed = kill(process)
         assert killed, (f"kill {number} ({moment}) came after the run ended:\n"
                         f"{runs.output()}")
         kills += 1
@@ -204,11 +156,8 @@ def test_sigkill_at_random_moments_then_resume(db_url: str, tmp_path: Path) -> N
     while not finished:
         resumes += 1
         assert resumes <= 3, "three resumes after the last kill and still not finished"
-        process = runs.start(resume=True)
-        code = process.wait(timeout=RUN_TIMEOUT)
-        _kill(process)
-        assert code == 0, f"the final --resume failed with code {code}:\n{runs.output()}"
-        report = json.loads((work / f"run{runs.started}.out").read_text().splitlines()[-1])
+        code, report = runs.finish(resume=True)
+        assert code == 0 and report, f"the final --resume failed ({code}):\n{runs.output()}"
         finished = report["finished"] and report["retry_later"] == 0
     seconds = time.monotonic() - started
 

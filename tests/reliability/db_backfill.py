@@ -1,0 +1,79 @@
+"""``python -m pixelgrade backfill`` as a subprocess over a ``db_library`` table: the real
+command, started, killed and resumed by the crash and fault tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.reliability.db_library import Library
+
+BATCH_SIZE = 50
+#: Longest a run may take (start-up included) on a loaded 2-core machine before a test fails.
+RUN_TIMEOUT = 120.0
+
+
+class Backfills:
+    """Starts backfill runs over one table, each with its own output files in ``work``."""
+
+    def __init__(self, url: str, library: Library, work: Path, *,
+                 batch_size: int = BATCH_SIZE, workers: int = 2) -> None:
+        self.url = url
+        self.library = library
+        self.work = work
+        self.batch_size = batch_size
+        self.workers = workers
+        work.mkdir(parents=True, exist_ok=True)
+        self.checkpoint = work / "checkpoint.json"
+        self.error_log = work / "errors.log"
+        self.started = 0
+
+    def start(self, resume: bool) -> subprocess.Popen[bytes]:
+        self.started += 1
+        command = [sys.executable, "-m", "pixelgrade", "backfill", "--db", self.url,
+                   "--root", str(self.library.root), "--workers", str(self.workers),
+                   "--batch-size", str(self.batch_size), "--checkpoint", str(self.checkpoint),
+                   "--error-log", str(self.error_log), "--json"]
+        if resume:
+            command.append("--resume")
+        with (open(self.work / f"run{self.started}.out", "wb") as out,
+              open(self.work / f"run{self.started}.err", "wb") as err):
+            # A session of its own, so the scoring processes it leaves behind can be cleaned up.
+            return subprocess.Popen(command, stdout=out, stderr=err, start_new_session=True,
+                                    env={**os.environ, "COLUMNS": "200"})
+
+    def finish(self, resume: bool) -> tuple[int, dict[str, Any] | None]:
+        """Run to the end; the exit code and the JSON report (None if the run printed none)."""
+        process = self.start(resume)
+        try:
+            code = process.wait(timeout=RUN_TIMEOUT)
+        finally:
+            kill(process)
+        return code, self.report()
+
+    def report(self) -> dict[str, Any] | None:
+        lines = (self.work / f"run{self.started}.out").read_text().splitlines()
+        return json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+
+    def output(self) -> str:
+        name = f"run{self.started}"
+        return ((self.work / f"{name}.out").read_text(errors="replace")
+                + (self.work / f"{name}.err").read_text(errors="replace"))
+
+
+def kill(process: subprocess.Popen[bytes]) -> bool:
+    """SIGKILL the backfill; True if it was still running. Its orphaned scoring processes are
+    killed afterwards (they hold nothing, but would eat the CPU of the next runs)."""
+    alive = process.poll() is None
+    if alive:
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    return alive

@@ -1,0 +1,209 @@
+"""Issue 7, part 2: the database fails under a running backfill.
+
+* Sessions cut: while ``pixelgrade backfill`` runs (a subprocess), another connection
+  terminates every other session of the database (``pg_terminate_backend``) several times.
+* Server restart: a private PostgreSQL cluster (``db_cluster``) is restarted with
+  ``pg_ctl restart -m fast`` mid-run.
+* Permanent errors (permission denied, a missing column): the run stops at the first failed
+  write, with advice and without the password, and ``--resume`` finishes once it is fixed.
+
+In the first two the run must either go on (reads and writes are retried with backoff on a
+fresh connection) or stop cleanly with its checkpoint; then ``--resume`` finishes. Either way
+nothing is lost and nothing is written twice (a trigger counts every UPDATE).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from rich.console import Console
+
+from pixelgrade.backfill import BackfillOptions, EngineOptions, run_backfill
+from pixelgrade.backfill.progress import PlainProgress
+from pixelgrade.errors import StoreError
+from pixelgrade.stores import database_url, open_store
+from tests.reliability.db_backfill import RUN_TIMEOUT, Backfills, kill
+from tests.reliability.db_cluster import private_cluster
+from tests.reliability.db_library import Library, audit, make_library
+from tests.reliability.report import record, sized
+from tests.stores import tables
+
+TERMINATIONS = 5
+
+
+def _written(url: str) -> int:
+    """Rows updated so far, on a connection of its own (NullPool: nothing survives a cut)."""
+    engine = sa.create_engine(database_url(url), poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM row_updates")).scalar_one())
+    except sa.exc.OperationalError:
+        return -1  # the server is restarting
+    finally:
+        engine.dispose()
+
+
+def _faulty_run(url: str, library: Library, work: Path, rows: int,
+                fault: Callable[[], int], faults: int) -> dict[str, Any]:
+    """Start a backfill, call ``fault`` each time another 1/(faults+1) of the rows is written,
+    let it end, ``--resume`` until finished; returns figures, asserts the run's exits."""
+    runs = Backfills(url, library, work)
+    started = time.monotonic()
+    process = runs.start(resume=False)
+    done, cut = 0, 0
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while done < faults and process.poll() is None:
+            assert time.monotonic() < deadline, "the run made no progress"
+            if _written(url) >= rows * (done + 1) // (faults + 1):
+                cut += fault()
+                done += 1
+            time.sleep(0.02)
+        code = process.wait(timeout=RUN_TIMEOUT)
+    finally:
+        kill(process)
+    output = runs.output()
+    assert "Traceback" not in output, output
+    first_report = runs.report()
+    if code != 0:  # stopped cleanly: an error naming the checkpoint, and how to continue
+        assert code == 1 and "--resume" in output and "checkpoint" in output, output
+    resumes = 0
+    while code != 0 or not (first_report or {}).get("finished"):
+        resumes += 1
+        assert resumes <= 3, f"still not finished after 3 resumes:\n{runs.output()}"
+        code, first_report = runs.finish(resume=True)
+        assert code == 0, runs.output()
+    return {"faults": done, "sessions_cut": cut, "resumes": resumes,
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def _check(url: str, library: Library) -> dict[str, int]:
+    result = audit(url, library)
+    assert not result.lost, f"rows never scored: {result.lost[:20]}"
+    assert not result.overwritten, f"rows written twice: {result.overwritten[:20]}"
+    assert not result.wrong, f"rows with the wrong result: {result.wrong[:20]}"
+    assert result.updates == {n: 1 for n in library.expected}
+    return {"lost": len(result.lost), "overwritten": len(result.overwritten)}
+
+
+def test_sessions_terminated_mid_run(pg_url: str, tmp_path: Path) -> None:
+    rows = sized(2000, 10000)
+    library = make_library(pg_url, tmp_path / "library", rows)
+    library.heal()  # only database faults here
+    name = sa.make_url(pg_url).database
+    admin = sa.create_engine(database_url(pg_url), isolation_level="AUTOCOMMIT")
+
+    def terminate() -> int:
+        with admin.connect() as conn:
+            return len(conn.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name}).all())
+
+    try:
+        figures = _faulty_run(pg_url, library, tmp_path / "work", rows, terminate,
+                              TERMINATIONS)
+    finally:
+        admin.dispose()
+    figures |= _check(pg_url, library)
+    assert figures["faults"] == TERMINATIONS, figures
+    record("db_fault", kind="terminate_backend", backend="postgresql", rows=rows, **figures)
+    print(figures)
+
+
+def test_server_restart_mid_run(tmp_path: Path) -> None:
+    rows = sized(2000, 10000)
+    with private_cluster() as cluster:
+        with sa.create_engine(cluster.url, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.exec_driver_sql("CREATE DATABASE pixelgrade_restart")
+        url = cluster.url.rsplit("/", 1)[0] + "/pixelgrade_restart"
+        library = make_library(url, tmp_path / "library", rows)
+        library.heal()
+
+        def restart() -> int:
+            cluster.restart()
+            return 1
+
+        figures = _faulty_run(url, library, tmp_path / "work", rows, restart, 1)
+        figures |= _check(url, library)
+    assert figures["faults"] == 1, figures
+    record("db_fault", kind="restart", backend="postgresql", rows=rows, **figures)
+    print(figures)
+
+
+# -- permanent errors -------------------------------------------------------------------------
+
+
+def _refuse_writes(url: str) -> tuple[str, Callable[[], None], str, Callable[[], None]]:
+    """Make writes fail for good. PostgreSQL: the backfill connects as a role that may only
+    read (permission denied); SQLite: a trigger reads a column that does not exist. Returns the
+    URL to run with, the fix, the advice expected in the message and a clean-up."""
+    if not tables.is_postgres(url):
+        with tables.connect(url) as conn:
+            conn.exec_driver_sql("CREATE TRIGGER broken BEFORE UPDATE ON images "
+                                 "BEGIN SELECT no_such_column FROM images; END")
+
+        def fix() -> None:
+            with tables.connect(url) as conn:
+                conn.exec_driver_sql("DROP TRIGGER broken")
+        return url, fix, "is missing", lambda: None
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    with tables.connect(url) as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD 's3cret-pw'")
+        conn.exec_driver_sql(f"GRANT SELECT ON images TO {role}")
+
+    def fix() -> None:
+        with tables.connect(url) as conn:
+            conn.exec_driver_sql(f"GRANT UPDATE ON images TO {role}")
+            conn.exec_driver_sql(f"GRANT INSERT ON row_updates TO {role}")
+    def drop() -> None:
+        with tables.connect(url) as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+
+    reader = sa.make_url(url).set(username=role, password="s3cret-pw")
+    return (reader.render_as_string(hide_password=False), fix,
+            f"GRANT SELECT, UPDATE ON images TO {role}", drop)
+
+
+def test_a_permanent_error_stops_at_once_with_advice(db_url: str, tmp_path: Path) -> None:
+    library = make_library(db_url, tmp_path / "library", 300)
+    library.heal()
+    url, fix, advice, clean_up = _refuse_writes(db_url)
+    options = BackfillOptions(
+        engine=EngineOptions(batch_size=50, write_backoff=0.05), workers=1,
+        checkpoint=tmp_path / "checkpoint.json", error_log=tmp_path / "errors.log",
+        root=library.root)
+    store = open_store(url)
+    writes: list[int] = []
+    write = store.write
+    store.write = lambda selection, outcomes: (writes.append(len(outcomes)),  # type: ignore
+                                               write(selection, outcomes))[1]
+    console = Console(file=io.StringIO(), width=200)
+    try:
+        with pytest.raises(StoreError) as failure:
+            run_backfill(store, options, console, PlainProgress(console),
+                         install_signal_handlers=False)
+        message = str(failure.value)
+        assert advice in message and "--resume" in message, message
+        assert "s3cret-pw" not in message
+        assert not failure.value.transient
+        assert len(writes) == 1, writes  # not retried
+        print(message)
+        fix()
+        resumed = run_backfill(store, BackfillOptions(**{**options.__dict__, "resume": True}),
+                               console, PlainProgress(console), install_signal_handlers=False)
+    finally:
+        store.close()
+        clean_up()
+    assert resumed.finished
+    _check(db_url, library)
+    record("db_fault", kind="permanent", backend="postgresql" if tables.is_postgres(db_url)
+           else "sqlite", cause="permission denied" if tables.is_postgres(db_url)
+           else "missing column", write_attempts=1, resumed=True)
