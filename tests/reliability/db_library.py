@@ -100,6 +100,9 @@ def make_library(url: str, root: Path, rows: int) -> Library:
         store.close()
     with tables.connect(url) as conn:
         conn.execute(sa.text("INSERT INTO images (id, url) VALUES (:id, :url)"), values)
+        if tables.is_postgres(url):  # rows the test adds later get the next ids
+            conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('images', 'id'), "
+                                 ":last)"), {"last": rows})
     tables.count_updates(url)
     return library
 
