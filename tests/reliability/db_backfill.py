@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,32 @@ class Backfills:
                 + (self.work / f"{name}.err").read_text(errors="replace"))
 
 
+#: How long the scoring processes of a killed backfill may take to notice and exit.
+ORPHAN_GRACE = 5.0
+
+
 def kill(process: subprocess.Popen[bytes]) -> bool:
-    """SIGKILL the backfill; True if it was still running. Its orphaned scoring processes are
-    killed afterwards (they hold nothing, but would eat the CPU of the next runs)."""
+    """SIGKILL the backfill (its process only, as the OOM killer would); True if it was still
+    running. Raises if its scoring processes outlive it by more than :data:`ORPHAN_GRACE`
+    seconds (they are killed then, so later runs do not share the CPU with them)."""
     alive = process.poll() is None
     if alive:
         os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + ORPHAN_GRACE
+    while _group_alive(process.pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(f"processes of the killed backfill {process.pid} were still "
+                                 f"running {ORPHAN_GRACE} s later")
+        time.sleep(0.02)
     return alive
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
