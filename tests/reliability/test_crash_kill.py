@@ -112,13 +112,14 @@ def test_sigkill_at_random_moments_then_resume(db_url: str, tmp_path: Path) -> N
     library = make_library(db_url, tmp_path / "library", rows)
     work = tmp_path / "work"
     work.mkdir()
-    runs = Runs(db_url, library, work)
+    runs = Runs(db_url, library, work, workers=1)
     plans = (["startup"] * STARTUP_KILLS + ["write"] * WRITE_KILLS
              + ["mid"] * (KILLS - STARTUP_KILLS - WRITE_KILLS))
     rng.shuffle(plans)
     started = time.monotonic()
     kills, landed = 0, Counter[str]()
     for number, plan in enumerate(plans, start=1):
+        launched = time.monotonic()
         process = runs.start(resume=number > 1)
         if plan == "startup":
             delay = rng.uniform(0.0, 0.6)
@@ -148,7 +149,8 @@ def test_sigkill_at_random_moments_then_resume(db_url: str, tmp_path: Path) -> N
             landed["in_batch"] += 1
         twice = [k for k, n in tables.updates(db_url).items() if n > 1]
         assert not twice, f"after kill {number} ({moment}) rows updated twice: {twice[:10]}"
-        print(f"kill {number}: {plan}, {moment}, checkpoint cursor {cursor}")
+        print(f"kill {number}: {plan}, {moment} ({time.monotonic() - launched:.1f} s after "
+              f"launch), checkpoint cursor {cursor}")
         if number == HEAL_AFTER_KILL:
             library.heal()
 

@@ -94,7 +94,7 @@ def _check(url: str, library: Library) -> dict[str, int]:
 
 
 def test_sessions_terminated_mid_run(pg_url: str, tmp_path: Path) -> None:
-    rows = sized(2000, 10000)
+    rows = sized(1000, 10000)
     library = make_library(pg_url, tmp_path / "library", rows)
     library.heal()  # only database faults here
     name = sa.make_url(pg_url).database
@@ -118,7 +118,7 @@ def test_sessions_terminated_mid_run(pg_url: str, tmp_path: Path) -> None:
 
 
 def test_server_restart_mid_run(tmp_path: Path) -> None:
-    rows = sized(2000, 10000)
+    rows = sized(1000, 10000)
     with private_cluster() as cluster:
         with sa.create_engine(cluster.url, isolation_level="AUTOCOMMIT").connect() as conn:
             conn.exec_driver_sql("CREATE DATABASE pixelgrade_restart")
@@ -207,3 +207,53 @@ def test_a_permanent_error_stops_at_once_with_advice(db_url: str, tmp_path: Path
     record("db_fault", kind="permanent", backend="postgresql" if tables.is_postgres(db_url)
            else "sqlite", cause="permission denied" if tables.is_postgres(db_url)
            else "missing column", write_attempts=1, resumed=True)
+
+
+# -- which errors are retried -----------------------------------------------------------------
+
+
+def _raised(conn: sa.Connection, statement: str) -> sa.exc.SQLAlchemyError:
+    try:
+        conn.exec_driver_sql(statement)
+    except sa.exc.SQLAlchemyError as exc:
+        conn.rollback()
+        return exc
+    raise AssertionError(f"{statement} did not fail")
+
+
+def test_real_errors_are_sorted_into_transient_and_permanent(db_url: str, tmp_path: Path
+                                                             ) -> None:
+    """Errors raised by the real drivers (not built by hand), sorted as sql_errors says."""
+    from pixelgrade.stores.sql_errors import advice, is_transient
+
+    tables.bare_table(db_url, ["a.png"])
+    engine = sa.create_engine(database_url(db_url), connect_args={"timeout": 0.1}
+                              if not tables.is_postgres(db_url) else {})
+    try:
+        with engine.connect() as conn:
+            missing = _raised(conn, "UPDATE images SET no_such_column = 1")
+            assert not is_transient(missing)
+            assert "pixelgrade migrate" in advice(missing, "images", None)
+            assert not is_transient(_raised(conn, "SELECT * FROM no_such_table"))
+            if tables.is_postgres(db_url):
+                for state, transient in (("40001", True), ("40P01", True), ("57P03", True),
+                                         ("42501", False), ("22012", False)):
+                    raised = _raised(conn, "DO $$ BEGIN RAISE EXCEPTION 'test' USING "
+                                           f"ERRCODE = '{state}'; END $$")
+                    assert is_transient(raised) is transient, state
+                # A session cut from outside: 57P01 on its next statement.
+                pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+                conn.rollback()
+                with engine.connect() as other:
+                    other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+                    other.commit()
+                assert is_transient(_raised(conn, "SELECT 1"))
+            else:
+                # Another connection holds the write lock past the busy timeout.
+                with engine.connect() as other:
+                    other.exec_driver_sql("BEGIN IMMEDIATE")
+                    locked = _raised(conn, "UPDATE images SET quality_score = 1")
+                    other.rollback()
+                assert "database is locked" in str(locked) and is_transient(locked)
+    finally:
+        engine.dispose()
