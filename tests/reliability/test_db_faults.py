@@ -50,21 +50,45 @@ def _written(url: str) -> int:
         engine.dispose()
 
 
+def _lock_held(url: str) -> bool:
+    """Some session holds an advisory lock in this database (the backfill's table lock)."""
+    engine = sa.create_engine(database_url(url), poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(sa.text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def _faulty_run(url: str, library: Library, work: Path, rows: int,
                 fault: Callable[[], int], faults: int) -> dict[str, Any]:
     """Start a backfill, call ``fault`` each time another 1/(faults+1) of the rows is written,
-    let it end, ``--resume`` until finished; returns figures, asserts the run's exits."""
+    let it end, ``--resume`` until finished; returns figures, asserts the run's exits.
+
+    After each fault, once the run has written two more batches, its table lock must be held
+    again (the fault cut the session that held it)."""
     runs = Backfills(url, library, work)
     started = time.monotonic()
     process = runs.start(resume=False)
-    done, cut = 0, 0
+    done, cut, lock_checks, recheck_at = 0, 0, 0, None
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
-        while done < faults and process.poll() is None:
+        while process.poll() is None and (done < faults or recheck_at is not None):
             assert time.monotonic() < deadline, "the run made no progress"
-            if _written(url) >= rows * (done + 1) // (faults + 1):
+            written = _written(url)
+            if recheck_at is not None and written >= recheck_at:
+                held = _lock_held(url)
+                if process.poll() is None:  # (a run that just ended released it)
+                    assert held, "the backfill goes on without its table lock"
+                    lock_checks += 1
+                recheck_at = None
+            elif done < faults and written >= rows * (done + 1) // (faults + 1):
                 cut += fault()
                 done += 1
+                recheck_at = written + 2 * runs.batch_size
             time.sleep(0.02)
         code = process.wait(timeout=RUN_TIMEOUT)
     finally:
@@ -80,7 +104,7 @@ def _faulty_run(url: str, library: Library, work: Path, rows: int,
         assert resumes <= 3, f"still not finished after 3 resumes:\n{runs.output()}"
         code, first_report = runs.finish(resume=True)
         assert code == 0, runs.output()
-    return {"faults": done, "sessions_cut": cut, "resumes": resumes,
+    return {"faults": done, "sessions_cut": cut, "lock_checks": lock_checks, "resumes": resumes,
             "seconds": round(time.monotonic() - started, 1)}
 
 

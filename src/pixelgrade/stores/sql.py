@@ -13,7 +13,6 @@ updated rows is known.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -44,6 +43,7 @@ from pixelgrade.stores.base import (
     cut_page,
     page_segments,
 )
+from pixelgrade.stores.pg_lock import AdvisoryLock
 from pixelgrade.stores.schema import (
     NOTIFY_TRIGGER,
     create_table_statements,
@@ -103,6 +103,7 @@ class SqlStore:
             self.engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=2,
                                            connect_args={"connect_timeout": 10})
         self.capabilities = Capabilities(status=False, details=False, scored_at=False)
+        self._locks: list[AdvisoryLock] = []
         self._id_type: sa.types.TypeEngine[Any] = sa.Integer()
         self.table = self._table()
         if inspect:
@@ -230,6 +231,7 @@ class SqlStore:
         if after is not None:
             query = query.where(id_col > after)
         with self._connect() as conn:
+            self._keep_locks()
             return [Row(row[0], row[1]) for row in conn.execute(query)]
 
     def fetch_rows(self, selection: Selection, ids: Sequence[Any]) -> list[Row]:
@@ -342,25 +344,35 @@ class SqlStore:
     def _advisory_lock(self, job: str) -> Iterator[None]:
         name = f"pixelgrade-{job}:{self.spec.table}"
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        with self.engine.connect() as conn:
-            taken = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one()
-            conn.commit()
-            if not taken:
+        lock = AdvisoryLock(self.engine, key)
+        try:
+            taken = lock.acquire()
+        except SQLAlchemyError as exc:
+            raise self._failure(f"taking the {job} lock on {self.describe()}", exc) from exc
+        if not taken:
+            raise BackfillLockedError(
+                f"another {job} is running on table {self.spec.table} in "
+                f"{self.describe_database()} (it holds PostgreSQL advisory lock {key}); "
+                "wait for it to finish or stop it first"
+            )
+        self._locks.append(lock)
+        try:
+            yield
+        finally:
+            self._locks.remove(lock)
+            lock.release()
+
+    def _keep_locks(self) -> None:
+        """Before each batch: the advisory locks held are still ours (see
+        :mod:`pixelgrade.stores.pg_lock`); stop if another run took one meanwhile."""
+        for lock in list(self._locks):
+            if not lock.keep():
                 raise BackfillLockedError(
-                    f"another {job} is running on table {self.spec.table} in "
-                    f"{self.describe_database()} (it holds PostgreSQL advisory lock {key}); "
-                    "wait for it to finish or stop it first"
+                    f"the lock on table {self.spec.table} in {self.describe_database()} was "
+                    "lost when its database session was cut, and another run took it "
+                    "meanwhile: this run stops here (its checkpoint is saved); let the other "
+                    "one finish, or stop it, then continue with --resume"
                 )
-            try:
-                yield
-            finally:
-                if not conn.invalidated:
-                    with contextlib.suppress(SQLAlchemyError):
-                        # A session cut meanwhile (pg_terminate_backend, a restart) took its
-                        # lock with it: there is nothing left to release, and the run's
-                        # outcome must not turn into this error.
-                        conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-                        conn.commit()
 
     @contextmanager
     def _file_lock(self, job: str) -> Iterator[None]:
