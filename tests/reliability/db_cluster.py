@@ -45,6 +45,10 @@ class Cluster:
         return self._run(str(BIN / "pg_ctl"), "-D", str(self.folder / "data"), *args,
                          timeout=timeout)
 
+    def start(self) -> None:
+        self.pg_ctl("start", "-w", "-l", str(self.folder / "server.log"), "-o",
+                    self._options())
+
     def restart(self) -> None:
         """``pg_ctl restart -m fast``: every session is cut, the server is down a moment."""
         self.pg_ctl("restart", "-m", "fast", "-w", "-l", str(self.folder / "server.log"),
@@ -86,8 +90,7 @@ def private_cluster() -> Iterator[Cluster]:
     try:
         cluster._run(str(BIN / "initdb"), "-D", str(folder / "data"), "-A", "trust",
                      "-U", "postgres", "--no-sync", timeout=120)
-        cluster.pg_ctl("start", "-w", "-l", str(folder / "server.log"), "-o",
-                       cluster._options())
+        cluster.start()
         started = True
         yield cluster
     finally:

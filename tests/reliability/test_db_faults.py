@@ -15,9 +15,12 @@ nothing is lost and nothing is written twice (a trigger counts every UPDATE).
 from __future__ import annotations
 
 import io
+import json
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,7 @@ from pixelgrade.backfill.progress import PlainProgress
 from pixelgrade.errors import StoreError
 from pixelgrade.stores import database_url, open_store
 from tests.reliability.db_backfill import RUN_TIMEOUT, Backfills, kill
-from tests.reliability.db_cluster import private_cluster
+from tests.reliability.db_cluster import Cluster, private_cluster
 from tests.reliability.db_library import Library, audit, make_library
 from tests.reliability.report import record, sized
 from tests.stores import tables
@@ -141,24 +144,93 @@ def test_sessions_terminated_mid_run(pg_url: str, tmp_path: Path) -> None:
     print(figures)
 
 
-def test_server_restart_mid_run(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """One private cluster for the tests that stop or restart the server."""
+    with private_cluster() as started:
+        yield started
+
+
+def _database(cluster: Cluster, name: str) -> str:
+    with sa.create_engine(cluster.url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    return cluster.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_server_restart_mid_run(cluster: Cluster, tmp_path: Path) -> None:
     rows = sized(1000, 10000)
-    with private_cluster() as cluster:
-        with sa.create_engine(cluster.url, isolation_level="AUTOCOMMIT").connect() as conn:
-            conn.exec_driver_sql("CREATE DATABASE pixelgrade_restart")
-        url = cluster.url.rsplit("/", 1)[0] + "/pixelgrade_restart"
-        library = make_library(url, tmp_path / "library", rows)
-        library.heal()
+    url = _database(cluster, "pixelgrade_restart")
+    library = make_library(url, tmp_path / "library", rows)
+    library.heal()
 
-        def restart() -> int:
-            cluster.restart()
-            return 1
+    def restart() -> int:
+        cluster.restart()
+        return 1
 
-        figures = _faulty_run(url, library, tmp_path / "work", rows, restart, 1)
-        figures |= _check(url, library)
+    figures = _faulty_run(url, library, tmp_path / "work", rows, restart, 1)
+    figures |= _check(url, library)
     assert figures["faults"] == 1, figures
     record("db_fault", kind="restart", backend="postgresql", rows=rows, **figures)
     print(figures)
+
+
+def test_server_down_longer_than_the_retries(cluster: Cluster, tmp_path: Path) -> None:
+    """The server stops for longer than the retries last: the run stops cleanly with its
+    checkpoint and an error that names the database without its password; once the server is
+    back, ``--resume`` finishes. In-process, with short waits between attempts (the command's
+    1 + 2 + 4 s would only slow the test down)."""
+    rows = sized(1000, 10000)
+    url = _database(cluster, "pixelgrade_outage")
+    library = make_library(url, tmp_path / "library", rows)
+    library.heal()
+    # Trust authentication ignores the password; it is there to be kept out of messages.
+    store = open_store(url.replace("postgres@", "postgres:pw-s3cret@"))
+    options = BackfillOptions(
+        engine=EngineOptions(batch_size=50, write_backoff=0.2), workers=1,
+        checkpoint=tmp_path / "checkpoint.json", error_log=tmp_path / "errors.log",
+        root=library.root)
+    console = Console(file=io.StringIO(), width=200)
+    failures: list[BaseException] = []
+
+    def backfill() -> None:
+        try:
+            run_backfill(store, options, console, PlainProgress(console),
+                         install_signal_handlers=False)
+        except BaseException as exc:
+            failures.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=backfill, name="backfill", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while _written(url) < rows // 3 and thread.is_alive():
+            assert time.monotonic() < deadline, "the run made no progress"
+            time.sleep(0.02)
+        cluster.pg_ctl("stop", "-m", "fast", "-w")
+        stopped_at = time.monotonic()
+        thread.join(timeout=RUN_TIMEOUT)
+        waited = time.monotonic() - stopped_at
+    finally:
+        cluster.start()
+    assert not thread.is_alive()
+    assert len(failures) == 1 and isinstance(failures[0], StoreError), failures
+    message = str(failures[0])
+    assert "pw-s3cret" not in message and "postgres:***@" in message, message
+    assert "checkpoint" in message and "--resume" in message, message
+    saved = json.loads(options.checkpoint.read_text())
+    assert not saved["finished"] and saved["cursor"] is not None
+    try:
+        resumed = run_backfill(store, replace(options, resume=True), console,
+                               PlainProgress(console), install_signal_handlers=False)
+    finally:
+        store.close()
+    assert resumed.finished and resumed.resumed_from == saved["cursor"]
+    figures = _check(url, library)
+    record("db_fault", kind="outage", backend="postgresql", rows=rows,
+           seconds_until_clean_stop=round(waited, 1), resumes=1,
+           seconds=round(time.monotonic() - started, 1), **figures)
+    print(f"stopped cleanly {waited:.1f} s after the server went down: {message}")
 
 
 # -- permanent errors -------------------------------------------------------------------------
@@ -221,8 +293,8 @@ def test_a_permanent_error_stops_at_once_with_advice(db_url: str, tmp_path: Path
         assert len(writes) == 1, writes  # not retried
         print(message)
         fix()
-        resumed = run_backfill(store, BackfillOptions(**{**options.__dict__, "resume": True}),
-                               console, PlainProgress(console), install_signal_handlers=False)
+        resumed = run_backfill(store, replace(options, resume=True), console,
+                               PlainProgress(console), install_signal_handlers=False)
     finally:
         store.close()
         clean_up()

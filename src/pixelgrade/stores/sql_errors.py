@@ -75,6 +75,6 @@ def describe_failure(exc: SQLAlchemyError, first_line: str, table: str,
                      user: str | None) -> str:
     """``first_line`` plus what kind of failure it is and, for a permanent one, what to do."""
     if is_transient(exc):
-        return f"{first_line} (a lost connection or a busy or restarting server)"
+        return f"{first_line} (the connection was lost, or the server is down, busy or restarting)"
     hint = advice(exc, table, user)
     return f"{first_line}; {hint}" if hint else first_line
