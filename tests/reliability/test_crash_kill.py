@@ -7,13 +7,13 @@ score, some fail for good (not an image, missing), some fail for now (ENOTDIR un
 healed after the fifth kill). It is killed with SIGKILL ten times, each time resumed with
 ``--resume``, then let finish. Kill moments are drawn from a seeded generator (the seed is
 printed; set ``PIXELGRADE_CRASH_SEED`` to replay one): three during start-up (a random delay
-after launch), three as soon as the table shows the run's k-th commit (k = 1..2; polled as fast
-as possible, so the kill falls between a commit and its checkpoint when the poll is quick
-enough), four mid-run (after the run's k-th checkpoint, k = 1..3, plus a random delay of up
+after launch), three as soon as the table shows the run's k-th commit (k = 1..2; polled every
+millisecond, so the kill often falls between a commit and its checkpoint), four mid-run (after the run's k-th checkpoint, k = 1..3, plus a random delay of up
 to 40 ms, which lands in the next batches' scoring or writes). Where each kill landed is
 counted and recorded.
 
-Checked after every kill: the checkpoint file parses, no row has been updated twice. At the
+Checked after every kill: the checkpoint file parses, no row has been updated twice, and the
+killed run's scoring processes exit by themselves within 5 s (``db_backfill.kill``). At the
 end: every row that can be scored is scored once with its photo's score (a database trigger
 counts UPDATEs, so an overwrite is seen), failed rows have status ``failed`` and an error-log
 line with their cause, and no row appears twice in the error log for the same attempt (which
@@ -120,19 +120,20 @@ def test_sigkill_at_random_moments_then_resume(db_url: str, tmp_path: Path) -> N
     kills, landed = 0, Counter[str]()
     for number, plan in enumerate(plans, start=1):
         launched = time.monotonic()
+        updated_before = sum(tables.updates(db_url).values())
+        stamp_before = runs.stamp()
         process = runs.start(resume=number > 1)
         if plan == "startup":
             delay = rng.uniform(0.0, 0.6)
             time.sleep(delay)
-            commits = 0
             moment = f"{delay * 1000:.0f} ms after launch"
         elif plan == "write":
             wanted = rng.randint(1, 2)
-            commits = runs.wait_write(process, wanted)
+            runs.wait_write(process, wanted)
             moment = f"as soon as commit {wanted} showed in the table"
         else:
             wanted, delay = rng.randint(1, 3), rng.uniform(0.0, 0.04)
-            commits = runs.wait_commits(process, wanted)
+            runs.wait_commits(process, wanted)
             time.sleep(delay)
             moment = f"{delay * 1000:.0f} ms after commit {wanted}"
         killed = kill(process)
@@ -141,8 +142,9 @@ def test_sigkill_at_random_moments_then_resume(db_url: str, tmp_path: Path) -> N
         kills += 1
         saved = checkpoints.load(runs.checkpoint)  # raises if the kill left it unreadable
         cursor = saved.cursor if saved is not None else None
-        if commits == 0 and saved is None:
-            landed["before_first_checkpoint"] += 1
+        if (sum(tables.updates(db_url).values()) == updated_before
+                and runs.stamp() == stamp_before):
+            landed["before_first_commit"] += 1
         elif _ahead_of_checkpoint(db_url, cursor):
             landed["between_commit_and_checkpoint"] += 1
         else:
@@ -154,13 +156,14 @@ def test_sigkill_at_random_moments_then_resume(db_url: str, tmp_path: Path) -> N
         if number == HEAL_AFTER_KILL:
             library.heal()
 
-    resumes, finished = 0, False
+    resumes, finished, retried = 0, False, 0
     while not finished:
         resumes += 1
         assert resumes <= 3, "three resumes after the last kill and still not finished"
         code, report = runs.finish(resume=True)
         assert code == 0 and report, f"the final --resume failed ({code}):\n{runs.output()}"
         finished = report["finished"] and report["retry_later"] == 0
+        retried += report["retried_from_error_log"]
     seconds = time.monotonic() - started
 
     result = audit(db_url, library)
@@ -171,10 +174,11 @@ def test_sigkill_at_random_moments_then_resume(db_url: str, tmp_path: Path) -> N
     unrecorded = [n for n, (status, kind) in library.expected.items()
                   if status == "failed" and permanent.get(n) != kind]
     record("crash_kill", backend=backend, rows=rows, kills=kills, resumes=kills + resumes - 1,
-           final_runs=resumes, seed=seed, lost=len(result.lost),
+           final_runs=resumes, seed=seed, transient_rows=len(library.flaky_ids),
+           retried_from_error_log_at_the_end=retried, lost=len(result.lost),
            overwritten=len(result.overwritten), wrong=len(result.wrong),
            duplicates=len(duplicates), failures_not_logged=len(unrecorded),
-           kills_before_first_checkpoint=landed["before_first_checkpoint"],
+           kills_before_first_commit=landed["before_first_commit"],
            kills_between_commit_and_checkpoint=landed["between_commit_and_checkpoint"],
            kills_in_batch=landed["in_batch"], seconds=round(seconds, 1))
     print(f"{backend}: {rows} rows, {kills} kills ({dict(landed)}), {resumes} final runs, "
