@@ -8,9 +8,9 @@ healed after the fifth kill). It is killed with SIGKILL ten times, each time res
 ``--resume``, then let finish. Kill moments are drawn from a seeded generator (the seed is
 printed; set ``PIXELGRADE_CRASH_SEED`` to replay one): three during start-up (a random delay
 after launch), three as soon as the table shows the run's k-th commit (k = 1..2; polled every
-millisecond, so the kill often falls between a commit and its checkpoint), four mid-run (after the run's k-th checkpoint, k = 1..3, plus a random delay of up
-to 40 ms, which lands in the next batches' scoring or writes). Where each kill landed is
-counted and recorded.
+millisecond, so the kill often falls between a commit and its checkpoint), four mid-run (after
+the run's k-th checkpoint, k = 1..3, plus a random delay of up to 40 ms, which lands in the next
+batches' scoring or writes). Where each kill landed is measured and recorded.
 
 Checked after every kill: the checkpoint file parses, no row has been updated twice, and the
 killed run's scoring processes exit by themselves within 5 s (``db_backfill.kill``). At the

@@ -353,3 +353,37 @@ def test_real_errors_are_sorted_into_transient_and_permanent(db_url: str, tmp_pa
                 assert "database is locked" in str(locked) and is_transient(locked)
     finally:
         engine.dispose()
+
+
+def test_a_lock_lost_with_its_session_is_taken_again_or_the_run_stops(pg_url: str) -> None:
+    """The table lock dies with the session holding it; the holder takes it again before its
+    next batch, or stops if another run took it meanwhile."""
+    from pixelgrade.errors import BackfillLockedError
+    from pixelgrade.stores import Selection
+
+    tables.pixelgrade_table(pg_url, ["a.png", "b.png"])
+    first, second = open_store(pg_url), open_store(pg_url)
+    admin = sa.create_engine(database_url(pg_url), isolation_level="AUTOCOMMIT")
+
+    def cut_every_session() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = current_database() AND pid <> "
+                                 "pg_backend_pid()"))
+
+    try:
+        with first.lock():
+            cut_every_session()
+            assert len(first.fetch_todo(Selection(), None, 10)) == 2  # reconnects, relocks
+            with (pytest.raises(BackfillLockedError, match="another backfill is running"),
+                  second.lock()):
+                pass
+            cut_every_session()
+            # The lock is free until ``first`` reads again: ``second`` takes it.
+            with (second.lock(),
+                  pytest.raises(StoreError, match="lost when its database session was cut")):
+                first.fetch_todo(Selection(), None, 10)
+    finally:
+        first.close()
+        second.close()
+        admin.dispose()

@@ -7,15 +7,25 @@ it, and a second backfill could start on the same table while the first one, hav
 reconnected, goes on. So the holder checks its session before each batch (:meth:`keep`) and,
 if it was cut, takes the lock again on a fresh session; if someone else took it meanwhile, the
 holder must stop.
+
+A session given up on is closed for good (``invalidate``), never handed back to the connection
+pool: if it were still alive it would keep the lock, and the holder would find its own lock
+"taken by someone else". The server may need a moment to notice a closed session, so taking
+the lock again is tried a few times before concluding that another session holds it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
+
+#: Tries at taking the lock again after its session was cut, and the pause between them.
+RETAKE_TRIES = 4
+RETAKE_PAUSE = 0.25
 
 
 class AdvisoryLock:
@@ -24,7 +34,6 @@ class AdvisoryLock:
     def __init__(self, engine: sa.Engine, key: int) -> None:
         self.engine = engine
         self.key = key
-        self.retaken = 0
         self._conn: sa.Connection | None = None
         self._mutex = threading.Lock()
 
@@ -45,11 +54,13 @@ class AdvisoryLock:
                     return True
                 except SQLAlchemyError:
                     pass  # the session is gone, and the lock with it
-            self._close()
-            taken = self._take()
-            if taken:
-                self.retaken += 1
-            return taken
+            self._drop()
+            for attempt in range(RETAKE_TRIES):
+                if attempt:
+                    time.sleep(RETAKE_PAUSE)
+                if self._take():
+                    return True
+            return False
 
     def release(self) -> None:
         with self._mutex:
@@ -59,8 +70,11 @@ class AdvisoryLock:
                     conn.execute(sa.select(sa.func.pg_advisory_unlock(self.key)))
                     conn.commit()
                 except SQLAlchemyError:
-                    pass  # a session cut meanwhile took its lock with it: nothing to release
-            self._close()
+                    # A session cut meanwhile took its lock with it: nothing to release.
+                    self._drop()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def _take(self) -> bool:
         conn = self.engine.connect()
@@ -77,8 +91,10 @@ class AdvisoryLock:
         self._conn = conn
         return True
 
-    def _close(self) -> None:
+    def _drop(self) -> None:
+        """Close the lock's session for good (see the module docstring)."""
         if self._conn is not None:
             with contextlib.suppress(SQLAlchemyError):
+                self._conn.invalidate()
                 self._conn.close()
             self._conn = None
