@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.reliability.db_library import Library
+from tests.reliability.report import sized
 
 BATCH_SIZE = 50
 #: Longest a run may take (start-up included) on a loaded 2-core machine before a test fails.
-RUN_TIMEOUT = 120.0
+RUN_TIMEOUT = float(sized(120, 900))
 
 
 class Backfills:
