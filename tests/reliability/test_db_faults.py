@@ -387,3 +387,76 @@ def test_a_lock_lost_with_its_session_is_taken_again_or_the_run_stops(pg_url: st
         first.close()
         second.close()
         admin.dispose()
+
+
+# -- the engine's retry rule --------------------------------------------------------------------
+
+
+class _Flaky:
+    """A collection of 1..10 whose reads and writes fail as told (``fail[call]`` = how many
+    more times that call fails, ``transient`` whether the failures are transient)."""
+
+    def __init__(self, fail: dict[str, int], transient: bool) -> None:
+        self.fail = dict(fail)
+        self.transient = transient
+        self.calls: list[str] = []
+        self.written: list[int] = []
+
+    def _maybe_fail(self, call: str) -> None:
+        self.calls.append(call)
+        if self.fail.get(call, 0) > 0:
+            self.fail[call] -= 1
+            raise StoreError(f"{call} failed (test)", transient=self.transient)
+
+    def next_batch(self, after: Any, limit: int) -> list[int]:
+        self._maybe_fail("read")
+        start = 0 if after is None else after
+        return list(range(start + 1, min(start + limit, 10) + 1))
+
+    def key(self, item: int) -> int:
+        return item
+
+    def write(self, results: Any) -> int:
+        self._maybe_fail("write")
+        self.written.extend(results)
+        return len(results)
+
+
+def _engine_run(collection: _Flaky) -> tuple[Any, list[float]]:
+    import asyncio
+
+    from pixelgrade.backfill.engine import Engine
+
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    async def process(item: int) -> int:
+        return item
+
+    engine = Engine(collection, process, EngineOptions(batch_size=5, write_backoff=0.5),
+                    sleep=sleep)
+    return asyncio.run(engine.run()), pauses
+
+
+def test_transient_read_and_write_failures_are_retried_with_backoff() -> None:
+    collection = _Flaky({"read": 2, "write": 3}, transient=True)
+    summary, pauses = _engine_run(collection)
+    assert summary.exhausted and collection.written == list(range(1, 11))
+    assert sorted(pauses) == [0.5, 0.5, 1.0, 1.0, 2.0]  # reads: 0.5, 1; writes: 0.5, 1, 2
+
+
+def test_permanent_failures_are_not_retried() -> None:
+    for call in ("read", "write"):
+        collection = _Flaky({call: 1}, transient=False)
+        with pytest.raises(StoreError, match=f"{call} failed"):
+            _engine_run(collection)
+        assert collection.calls.count(call) == 1 and collection.written == []
+
+
+def test_a_transient_failure_that_lasts_stops_the_run_after_the_attempts() -> None:
+    collection = _Flaky({"write": 10}, transient=True)
+    with pytest.raises(StoreError, match="write failed"):
+        _engine_run(collection)
+    assert collection.calls.count("write") == EngineOptions().write_attempts
