@@ -218,6 +218,8 @@ def test_server_down_longer_than_the_retries(cluster: Cluster, tmp_path: Path) -
     message = str(failures[0])
     assert "pw-s3cret" not in message and "postgres:***@" in message, message
     assert "checkpoint" in message and "--resume" in message, message
+    said = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "trying again in 0.2 s (attempt 2 of 4)" in said and "pw-s3cret" not in said, said
     saved = json.loads(options.checkpoint.read_text())
     assert not saved["finished"] and saved["cursor"] is not None
     try:

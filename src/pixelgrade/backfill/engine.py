@@ -116,7 +116,8 @@ class Engine(Generic[Item, Result]):
                  start_after: Any = None, retry_items: Sequence[Item] = (),
                  on_batch: Callable[[BatchDone[Result]], None] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 before_write: Callable[[list[Result]], None] | None = None) -> None:
+                 before_write: Callable[[list[Result]], None] | None = None,
+                 on_retry: Callable[[BaseException, int, float], None] | None = None) -> None:
         self.collection = collection
         self.process = process
         self.options = options
@@ -124,6 +125,8 @@ class Engine(Generic[Item, Result]):
         self.retry_items = list(retry_items)
         self.on_batch = on_batch
         self.before_write = before_write
+        #: Told (error, attempt that failed, seconds until the next) before each retry.
+        self.on_retry = on_retry
         self.limiter = RateLimiter(options.rate)
         self._sleep = sleep
         self._stop_requests = 0
@@ -163,7 +166,10 @@ class Engine(Generic[Item, Result]):
                 if (not getattr(exc, "transient", False)
                         or attempt >= self.options.write_attempts or self._stop_requests > 1):
                     raise
-                await self._sleep(self.options.write_backoff * 2 ** (attempt - 1))
+                wait = self.options.write_backoff * 2 ** (attempt - 1)
+                if self.on_retry is not None:
+                    self.on_retry(exc, attempt, wait)
+                await self._sleep(wait)
 
     async def run(self) -> EngineSummary:
         options = self.options

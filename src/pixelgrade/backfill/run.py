@@ -193,7 +193,9 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         engine: Engine[Row, RowResult] = Engine(
             _StoreCollection(store, options.selection), scorer, options.engine,
             start_after=start_after, retry_items=retry_rows, on_batch=on_batch,
-            before_write=log_failures)
+            before_write=log_failures, on_retry=lambda exc, attempt, wait: console.print(
+                f"{exc}; trying again in {wait:g} s (attempt {attempt + 1} of "
+                f"{options.engine.write_attempts})", highlight=False))
         remove_handlers = _install_handlers(engine, console) if install_signal_handlers \
             else (lambda: None)
         progress.start(tally)
