@@ -4,12 +4,19 @@
   terminates every other session of the database (``pg_terminate_backend``) several times.
 * Server restart: a private PostgreSQL cluster (``db_cluster``) is restarted with
   ``pg_ctl restart -m fast`` mid-run.
+* Server down longer than the retries last: the run stops cleanly with its checkpoint and an
+  error without the password; ``--resume`` finishes once the server is back.
 * Permanent errors (permission denied, a missing column): the run stops at the first failed
   write, with advice and without the password, and ``--resume`` finishes once it is fixed.
+* The table lock (a PostgreSQL advisory lock) dies with its session: it is taken again, or the
+  run stops if another run took it meanwhile.
+* Which errors are transient, on errors raised by the real drivers; the engine's retry rule
+  (doubling waits, transient errors only) on a collection that fails as told.
 
 In the first two the run must either go on (reads and writes are retried with backoff on a
 fresh connection) or stop cleanly with its checkpoint; then ``--resume`` finishes. Either way
-nothing is lost and nothing is written twice (a trigger counts every UPDATE).
+nothing is lost and nothing is written twice (a trigger counts every UPDATE), and after each
+fault the run holds its table lock again.
 """
 
 from __future__ import annotations
