@@ -63,7 +63,16 @@ class FetchError(PixelgradeError):
 
 
 class StoreError(PixelgradeError):
-    """The database cannot be used as asked: unreachable, missing table or column, bad name."""
+    """The database cannot be used as asked: unreachable, missing table or column, bad name.
+
+    ``transient`` says whether the same call may succeed if made again a moment later (the
+    connection was lost, the server is restarting, a serialization failure) or not (a missing
+    column, permission denied): the backfill retries the first kind only.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class BackfillLockedError(StoreError):

@@ -13,8 +13,15 @@ the order of events that makes the run safe:
 * a stop request (Ctrl-C, SIGTERM) stops taking new batches, lets the ones in flight finish and
   commit, saves the checkpoint and returns ``interrupted=True``; a second request abandons
   the in-flight batches (their rows simply stay to do);
-* a failed write is retried with backoff (writes are guarded, so repeating one is harmless),
-  then the run stops with its checkpoint at the last committed batch.
+* a database call (reading a batch or writing one) that fails with a *transient* error (an
+  exception whose ``transient`` attribute is true: a lost connection, a restarting server, see
+  :mod:`pixelgrade.stores.sql_errors`) is retried with exponential backoff, each time on a
+  fresh connection; writes are guarded, so repeating one is harmless. A permanent error (a
+  missing column, permission denied), or a transient one that outlasts the attempts, stops
+  the run with its checkpoint at the last committed batch;
+* ``before_write`` sees each batch's results before they are written, so what must be
+  recorded about them (the error log) is on disk before the checkpoint can pass them, even
+  if the process is killed between the two.
 
 Inspired by Shopify's job-iteration: the task declares the collection and the per-item work,
 the framework owns cursors, batching, throttling, interruption and progress.
@@ -34,6 +41,7 @@ from pixelgrade.backfill.ratelimit import RateLimiter
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+T = TypeVar("T")
 
 
 class Collection(Protocol[Item, Result]):
@@ -61,7 +69,8 @@ class EngineOptions:
     limit: int | None = None
     #: Batches fetched and processed while earlier ones are being written.
     batches_ahead: int = 2
-    #: Write attempts before the run gives up on the database.
+    #: Attempts at a database read or write that fails with a transient error before the run
+    #: gives up (waits between them: ``write_backoff`` seconds, doubling each time).
     write_attempts: int = 4
     write_backoff: float = 1.0
 
@@ -107,13 +116,18 @@ class Engine(Generic[Item, Result]):
                  start_after: Any = None, retry_items: Sequence[Item] = (),
                  on_batch: Callable[[BatchDone[Result]], None] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None,
+                 before_write: Callable[[list[Result]], None] | None = None,
+                 on_retry: Callable[[BaseException, int, float], None] | None = None) -> None:
         self.collection = collection
         self.process = process
         self.options = options
         self.cursor = start_after
         self.retry_items = list(retry_items)
         self.on_batch = on_batch
+        self.before_write = before_write
+        #: Told (error, attempt that failed, seconds until the next) before each retry.
+        self.on_retry = on_retry
         #: ``options.rate``'s pacing of items as they start; ``RateLimiter(None)`` when
         #: ``process`` paces its own I/O instead (the image backfill: see backfill/run.py).
         self.limiter = limiter or RateLimiter(options.rate)
@@ -137,15 +151,28 @@ class Engine(Generic[Item, Result]):
         return list(await asyncio.gather(*(one(item) for item in items)))
 
     async def _write(self, results: list[Result]) -> int:
+        if self.before_write is not None:
+            self.before_write(results)
+        return await self._database(self.collection.write, results)
+
+    async def _read(self, after: Any, limit: int) -> list[Item]:
+        return await self._database(self.collection.next_batch, after, limit)
+
+    async def _database(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` in a thread, retried with backoff while it fails transiently."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await asyncio.to_thread(self.collection.write, results)
-            except Exception:
-                if attempt >= self.options.write_attempts or self._stop_requests > 1:
+                return await asyncio.to_thread(call, *args)
+            except Exception as exc:
+                if (not getattr(exc, "transient", False)
+                        or attempt >= self.options.write_attempts or self._stop_requests > 1):
                     raise
-                await self._sleep(self.options.write_backoff * 2 ** (attempt - 1))
+                wait = self.options.write_backoff * 2 ** (attempt - 1)
+                if self.on_retry is not None:
+                    self.on_retry(exc, attempt, wait)
+                await self._sleep(wait)
 
     async def run(self) -> EngineSummary:
         options = self.options
@@ -168,8 +195,7 @@ class Engine(Generic[Item, Result]):
                         batch = [retry_queue.popleft() for _ in range(min(size, len(retry_queue)))]
                         retry = True
                     else:
-                        batch = await asyncio.to_thread(self.collection.next_batch,
-                                                        fetch_cursor, size)
+                        batch = await self._read(fetch_cursor, size)
                         retry = False
                         if not batch:
                             more = False

@@ -3,7 +3,10 @@
 Fields: ``id``, ``url`` (without password or query string), ``kind`` (a short cause such as
 ``http_404``, ``timeout``, ``decode``), ``message``, ``transient`` (a later run may succeed),
 ``attempt`` (how many runs have failed on this row so far), ``time`` (UTC). The file is appended
-to and fsynced once per batch; a line cut short by a crash is ignored when read back.
+to and fsynced once per batch; a line cut short by a crash is ignored when read back, and the
+next append starts on a line of its own so it is not glued to (and lost with) the torn one. (A
+SIGKILL can cut a write: Linux stops a write of several pages at a page boundary when a fatal
+signal is pending.)
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ class ErrorLog:
         if not lines:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
+        with open(self.path, "a+", encoding="utf-8") as handle:
+            if handle.tell() > 0:
+                handle.seek(handle.tell() - 1)
+                if handle.read(1) != "\n":  # the last append was cut short by a crash
+                    lines = "\n" + lines
             handle.write(lines)
             handle.flush()
             os.fsync(handle.fileno())

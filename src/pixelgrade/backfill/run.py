@@ -169,17 +169,23 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
     tally = Tally(total=total, batches=math.ceil(total / options.engine.batch_size) if total
                   else 0, started=time.monotonic())
 
-    def on_batch(done: BatchDone[RowResult]) -> None:
+    def log_failures(results: list[RowResult]) -> None:
+        # Before the write, so a kill between commit and checkpoint cannot leave a failed row
+        # without its line; a kill before the commit means the row is tried (and logged) again,
+        # as the next attempt.
         now = checkpoints.now_iso()
         records = []
-        for result in done.results:
+        for result in results:
             attempt = attempts.get(json.dumps(key_to_json(result.row.id)), 0) + 1
             record = result.error_record(attempt, now)
             if record is not None:
                 records.append(record)
-            if verbose:
-                _print_row(console, result)
         error_log.append(records)
+
+    def on_batch(done: BatchDone[RowResult]) -> None:
+        if verbose:
+            for result in done.results:
+                _print_row(console, result)
         count_batch(report, done.results, done.written)
         succeeded = sum(1 for r in done.results if r.kind in ("scored", "skipped"))
         failed = len(done.results) - succeeded
@@ -210,7 +216,10 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         engine: Engine[Row, RowResult] = Engine(
             _StoreCollection(store, options.selection), scorer, options.engine,
             start_after=start_after, retry_items=retry_rows, on_batch=on_batch,
-            limiter=RateLimiter(None))  # paced where the bytes are read (above)
+            limiter=RateLimiter(None),  # paced where the bytes are read (above)
+            before_write=log_failures, on_retry=lambda exc, attempt, wait: console.print(
+                f"{exc}; trying again in {wait:g} s (attempt {attempt + 1} of "
+                f"{options.engine.write_attempts})", highlight=False))
         remove_handlers = _install_handlers(engine, console) if install_signal_handlers \
             else (lambda: None)
         progress.start(tally)

@@ -43,12 +43,14 @@ from pixelgrade.stores.base import (
     cut_page,
     page_segments,
 )
+from pixelgrade.stores.pg_lock import AdvisoryLock
 from pixelgrade.stores.schema import (
     NOTIFY_TRIGGER,
     create_table_statements,
     migration_statements,
     notify_channel,
 )
+from pixelgrade.stores.sql_errors import describe_failure, is_transient
 
 #: Rows per ``UPDATE ... FROM (VALUES ...)`` statement (5 parameters a row; PostgreSQL allows
 #: 65,535 parameters in one statement).
@@ -101,6 +103,7 @@ class SqlStore:
             self.engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=2,
                                            connect_args={"connect_timeout": 10})
         self.capabilities = Capabilities(status=False, details=False, scored_at=False)
+        self._locks: list[AdvisoryLock] = []
         self._id_type: sa.types.TypeEngine[Any] = sa.Integer()
         self.table = self._table()
         if inspect:
@@ -228,6 +231,7 @@ class SqlStore:
         if after is not None:
             query = query.where(id_col > after)
         with self._connect() as conn:
+            self._keep_locks()
             return [Row(row[0], row[1]) for row in conn.execute(query)]
 
     def fetch_rows(self, selection: Selection, ids: Sequence[Any]) -> list[Row]:
@@ -269,8 +273,8 @@ class SqlStore:
                                for part in chunks(outcomes, VALUES_ROWS_PER_STATEMENT))
                 return self._write_many(conn, guard, outcomes)
         except SQLAlchemyError as exc:
-            raise StoreError(f"writing {len(outcomes)} scores to {self.describe()} failed: "
-                             f"{_first_line(exc)}") from exc
+            raise self._failure(f"writing {len(outcomes)} scores to {self.describe()}",
+                                exc) from exc
 
     def _assignments(self, source: dict[str, Any]) -> dict[str, Any]:
         spec, caps = self.spec, self.capabilities
@@ -340,20 +344,35 @@ class SqlStore:
     def _advisory_lock(self, job: str) -> Iterator[None]:
         name = f"pixelgrade-{job}:{self.spec.table}"
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        with self.engine.connect() as conn:
-            taken = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one()
-            conn.commit()
-            if not taken:
+        lock = AdvisoryLock(self.engine, key)
+        try:
+            taken = lock.acquire()
+        except SQLAlchemyError as exc:
+            raise self._failure(f"taking the {job} lock on {self.describe()}", exc) from exc
+        if not taken:
+            raise BackfillLockedError(
+                f"another {job} is running on table {self.spec.table} in "
+                f"{self.describe_database()} (it holds PostgreSQL advisory lock {key}); "
+                "wait for it to finish or stop it first"
+            )
+        self._locks.append(lock)
+        try:
+            yield
+        finally:
+            self._locks.remove(lock)
+            lock.release()
+
+    def _keep_locks(self) -> None:
+        """Before each batch: the advisory locks held are still ours (see
+        :mod:`pixelgrade.stores.pg_lock`); stop if another run took one meanwhile."""
+        for lock in list(self._locks):
+            if not lock.keep():
                 raise BackfillLockedError(
-                    f"another {job} is running on table {self.spec.table} in "
-                    f"{self.describe_database()} (it holds PostgreSQL advisory lock {key}); "
-                    "wait for it to finish or stop it first"
+                    f"the lock on table {self.spec.table} in {self.describe_database()} was "
+                    "lost when its database session was cut, and another run took it "
+                    "meanwhile: this run stops here (its checkpoint is saved); let the other "
+                    "one finish, or stop it, then continue with --resume"
                 )
-            try:
-                yield
-            finally:
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-                conn.commit()
 
     @contextmanager
     def _file_lock(self, job: str) -> Iterator[None]:
@@ -595,7 +614,13 @@ class SqlStore:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"query on {self.describe()} failed: {_first_line(exc)}") from exc
+            raise self._failure(f"query on {self.describe()}", exc) from exc
+
+    def _failure(self, what: str, exc: SQLAlchemyError) -> StoreError:
+        """``what`` failed: a StoreError that says whether trying again may help (see
+        :mod:`pixelgrade.stores.sql_errors`) and, if not, what to do."""
+        message = describe_failure(exc, _first_line(exc), self.spec.table, self.url.username)
+        return StoreError(f"{what} failed: {message}", transient=is_transient(exc))
 
     def close(self) -> None:
         self.engine.dispose()
