@@ -206,7 +206,7 @@ class ImageScorer:
         try:
             location = self.locator(row)
         except FetchError as exc:
-            return self._failed(row, None, exc.kind, str(exc), transient=False)
+            return self._failed(row, None, exc.kind, str(exc), transient=exc.transient)
         shown = redact_url(location) if is_url(location) else location
         try:
             if is_url(location):
