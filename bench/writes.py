@@ -51,9 +51,8 @@ def sample_details() -> dict[str, Any]:
 def refill(db_url: str, rows: int) -> list[int]:
     """``rows`` unscored rows in a fresh ``images`` table; their ids in key order."""
     sys.path.insert(0, str(HERE))
-    from backfill import fill_table
-
     import psycopg
+    from backfill import fill_table
 
     fill_table(db_url, [f"https://cdn.example.com/images/{i:08d}.jpg" for i in range(rows)])
     with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
