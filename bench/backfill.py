@@ -506,7 +506,7 @@ def measure_peers(folder: Path, files: list[TestFile], processes: int,
                   "compression, information", processes=processes)
     with outside(run):
         mine = run_child("peer-pixelgrade", config)
-    run.images, run.seconds = mine["images"], mine["seconds"]
+    run.images, run.seconds, run.others = mine["images"], mine["seconds"], mine["others"]
     runs.append(run)
     print("peers: sharp metadata() + stats() ...", file=sys.stderr, flush=True)
     sharp_stats.ensure_installed()  # npm ci (first run only) outside the measured window
@@ -828,8 +828,9 @@ def main() -> int:
         peer_parts = [
             "", f"Peers, on the same {len(files)} test files read from disk, one process per "
             f"core ({workers} processes; pixelgrade and sharp see each file {args.peer_passes} "
-            "times, cleanvision once, as it refuses repeated paths). Per core = images/s / "
-            "processes (every process was CPU-bound):", "", *peer_table, "",
+            f"time{'s' if args.peer_passes != 1 else ''}, cleanvision once, as it refuses "
+            "repeated paths). Per core = images/s / processes (every process was CPU-bound):",
+            "", *peer_table, "",
             *(f"- {r.tool}: {note}" for r in runs for note in r.notes)]
         verdict += peer_verdict
     if max(disturbed) > 0.1:

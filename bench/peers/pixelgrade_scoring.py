@@ -8,6 +8,7 @@ itself, as the other peers do. The pool is started and warmed on every file befo
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -27,14 +28,21 @@ def _score_file(path: str) -> int:
 
 
 def child(config: dict[str, Any]) -> dict[str, Any]:
-    """``{"folder", "names", "processes"}`` -> ``{"images", "seconds"}``."""
+    """``{"folder", "names", "processes"}`` -> ``{"images", "seconds", "others"}``, ``others``
+    being the share of the machine other processes used meanwhile (measured here, while the
+    forkserver's workers are alive: the parent never reaps them, so cannot count them)."""
+    from backfill import machine_busy_seconds, tree_cpu_seconds
+
+    cores = os.cpu_count() or 1
     paths = [str(Path(config["folder"]) / name) for name in config["names"]]
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["pixelgrade.scoring"])
     with ProcessPoolExecutor(config["processes"], mp_context=context,
                              initializer=_init) as pool:
         list(pool.map(_score_file, sorted(set(paths)) * 2, chunksize=1))  # warm every worker
+        busy, tree = machine_busy_seconds(), tree_cpu_seconds()
         started = time.perf_counter()
         count = sum(1 for _ in pool.map(_score_file, paths, chunksize=2))
         seconds = time.perf_counter() - started
-    return {"images": count, "seconds": seconds}
+        others = (machine_busy_seconds() - busy) - (tree_cpu_seconds() - tree)
+    return {"images": count, "seconds": seconds, "others": max(0.0, others) / (seconds * cores)}
