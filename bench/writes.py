@@ -12,6 +12,12 @@ Measured for the backfill's default batch size (100) and for 500 and 1,000 rows 
 each on a freshly filled table (VACUUM ANALYZE first). Then every batch of the last run is
 written again, to time the guard refusing rows that are already scored (0 rows changed).
 
+Also measured: the WAL PostgreSQL wrote per row (``pg_current_wal_lsn()`` before and after
+the first write; includes full-page images after checkpoints, so it varies) and how much the
+table with its indexes and TOAST grew per row (each UPDATE writes a new row version; the old
+one is dead until VACUUM). These are what a 100-million-row backfill costs the database's disk
+(docs/scaling.md).
+
 Target (issue 6): >= 5,000 rows/s, batched and guarded.
 
 Usage::
@@ -59,6 +65,18 @@ def refill(db_url: str, rows: int) -> list[int]:
         return [row[0] for row in conn.execute("SELECT id FROM images ORDER BY id")]
 
 
+def wal_and_size(db_url: str) -> tuple[int, int]:
+    """(bytes of WAL written since the cluster started, bytes of ``images`` with its indexes
+    and TOAST): the disk cost of a run is the difference of two readings."""
+    import psycopg
+
+    with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        wal, size = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, "
+            "pg_total_relation_size('images')").fetchone()  # type: ignore[misc]
+    return int(wal), int(size)
+
+
 def timed_writes(store: Any, batches: list[list[Any]]) -> tuple[float, int, list[float]]:
     """(seconds, rows changed, per-batch seconds) for one ``store.write`` call per batch."""
     from pixelgrade.stores.base import Selection
@@ -103,7 +121,9 @@ def main() -> int:
             batches = [outcomes[i:i + size] for i in range(0, len(outcomes), size)]
             store = open_store(db_url)
             try:
+                wal_before, size_before = wal_and_size(db_url)
                 seconds, changed, each = timed_writes(store, batches)
+                wal_after, size_after = wal_and_size(db_url)
                 again, refused, _ = timed_writes(store, batches)
             finally:
                 store.close()
@@ -116,14 +136,17 @@ def main() -> int:
             lines.append(f"| {size:,} | {len(batches):,} | {seconds:.2f} | {rate:,.0f} | "
                          f"{1000 * each[len(each) // 2]:.1f} | "
                          f"{1000 * each[int(0.95 * (len(each) - 1))]:.1f} | "
-                         f"{args.rows / again:,.0f} |")
+                         f"{args.rows / again:,.0f} | "
+                         f"{(wal_after - wal_before) / args.rows:,.0f} | "
+                         f"{(size_after - size_before) / args.rows:,.0f} |")
     header = (f"pixelgrade {__version__}, Python {platform.python_version()}, PostgreSQL "
               f"{pg_version} on 127.0.0.1 (TCP), {args.rows:,} rows per run, details "
               f"~{len(__import__('json').dumps(details))} bytes of JSON per row; command: "
               f"`python bench/writes.py{f' --rows {args.rows}' if args.rows != 20_000 else ''}`")
     table = ["| rows per `store.write` | batches | seconds | rows/s | median ms per batch | "
-             "p95 ms per batch | rows/s refused by the guard (second write, 0 changed) |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |", *lines]
+             "p95 ms per batch | rows/s refused by the guard (second write, 0 changed) | "
+             "WAL bytes per row | table + index growth, bytes per row |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", *lines]
     verdict = (f"- {'met' if best >= TARGET_ROWS_PER_SECOND else 'MISSED'}: PostgreSQL writes "
                f">= {TARGET_ROWS_PER_SECOND:,} rows/s, batched and guarded (best "
                f"{best:,.0f} rows/s)")
