@@ -72,6 +72,6 @@ def report(runs: list[PeerRun], cores: int, ours: str = "pixelgrade") -> tuple[l
                      f"{100 * r.others:.0f}% |")
         if r is not mine:
             verdict.append(f"- {'met' if ratio > 1 else 'MISSED'}: pixelgrade faster per core "
-                           f"than {r.tool.split(' (')[0]} ({mine.per_core(cores):,.1f} vs "
+                           f"than {r.tool.split(' (libvips')[0]} ({mine.per_core(cores):,.1f} vs "
                            f"{r.per_core(cores):,.1f} images/s per core, {ratio:,.1f}x)")
     return table, verdict
