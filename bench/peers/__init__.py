@@ -27,6 +27,8 @@ class PeerRun:
     seconds: float = 0.0
     processes: int = 0
     missing: str | None = None
+    #: CPU seconds the tool's own processes used while analysing (0 when not measured).
+    cpu_seconds: float = 0.0
     #: Share of the machine's CPU that processes outside the run used while it ran.
     others: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -38,6 +40,11 @@ class PeerRun:
     def per_core(self, cores: int) -> float:
         """Images/s per core busy: the run used ``min(processes, cores)`` cores."""
         return self.rate / max(1, min(self.processes, cores))
+
+    def per_cpu_second(self) -> float:
+        """Images per CPU second of the tool's own processes: what one core would do if it
+        were the tool's alone, whatever else ran on the machine meanwhile."""
+        return self.images / self.cpu_seconds if self.cpu_seconds else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,23 +62,28 @@ def report(runs: list[PeerRun], cores: int, ours: str = "pixelgrade") -> tuple[l
     mine = next(r for r in runs if r.tool.startswith(ours))
     table = [
         "| tool | computes per image | images | seconds | images/s | processes | "
-        "images/s per core | pixelgrade per core is | CPU used by other processes |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "images/s per core | images per CPU second | pixelgrade is (per core; per CPU second) "
+        "| CPU used by other processes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     verdict = []
     for r in runs:
         if r.missing:
-            table.append(f"| {r.tool} | {r.computes} | - | - | - | - | - | not run: "
+            table.append(f"| {r.tool} | {r.computes} | - | - | - | - | - | - | not run: "
                          f"{r.missing} | - |")
             verdict.append(f"- not checked: pixelgrade vs {r.tool} ({r.missing})")
             continue
         ratio = mine.per_core(cores) / r.per_core(cores) if r.rate else 0.0
+        cpu_ratio = (f"{mine.per_cpu_second() / r.per_cpu_second():,.1f}x"
+                     if r.per_cpu_second() and mine.per_cpu_second() else "-")
         table.append(f"| {r.tool} | {r.computes} | {r.images:,} | {r.seconds:.1f} | "
                      f"{r.rate:,.1f} | {r.processes} | {r.per_core(cores):,.1f} | "
-                     f"{'-' if r is mine else f'{ratio:,.1f}x as fast'} | "
+                     f"{f'{r.per_cpu_second():,.1f}' if r.cpu_seconds else '-'} | "
+                     f"{'-' if r is mine else f'{ratio:,.1f}x; {cpu_ratio} as fast'} | "
                      f"{100 * r.others:.0f}% |")
         if r is not mine:
             verdict.append(f"- {'met' if ratio > 1 else 'MISSED'}: pixelgrade faster per core "
                            f"than {r.tool.split(' (libvips')[0]} ({mine.per_core(cores):,.1f} vs "
-                           f"{r.per_core(cores):,.1f} images/s per core, {ratio:,.1f}x)")
+                           f"{r.per_core(cores):,.1f} images/s per core, {ratio:,.1f}x; per CPU "
+                           f"second {cpu_ratio})")
     return table, verdict

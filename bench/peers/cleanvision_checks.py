@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,24 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     checks = list(Imagelab.list_default_issue_types())
     if config["checks"] == "per-image":
         checks = [c for c in checks if c not in DUPLICATE_CHECKS]
+    cpu = _cpu_seconds()
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         lab = Imagelab(filepaths=paths)
         lab.find_issues({c: {} for c in checks}, n_jobs=config["processes"], verbose=False)
     seconds = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu
     summary = lab.issue_summary
     found = {str(r["issue_type"]): int(r["num_images"]) for _, r in summary.iterrows()}
-    return {"images": len(paths), "seconds": seconds, "checks": checks, "found": found,
-            "version": cleanvision.__version__}
+    return {"images": len(paths), "seconds": seconds, "cpu_seconds": cpu, "checks": checks,
+            "found": found, "version": cleanvision.__version__}
+
+
+def _cpu_seconds() -> float:
+    """CPU of this process and of its children that have ended (cleanvision's pool workers
+    are joined when ``find_issues`` returns)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total

@@ -28,7 +28,8 @@ def _score_file(path: str) -> int:
 
 
 def child(config: dict[str, Any]) -> dict[str, Any]:
-    """``{"folder", "names", "processes"}`` -> ``{"images", "seconds", "others"}``, ``others``
+    """``{"folder", "names", "processes"}`` -> ``{"images", "seconds", "cpu_seconds",
+    "others"}``, ``cpu_seconds`` being the CPU the pool used in the measured window and ``others``
     being the share of the machine other processes used meanwhile (measured here, while the
     forkserver's workers are alive: the parent never reaps them, so cannot count them)."""
     from backfill import machine_busy_seconds, tree_cpu_seconds
@@ -44,5 +45,7 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         count = sum(1 for _ in pool.map(_score_file, paths, chunksize=2))
         seconds = time.perf_counter() - started
-        others = (machine_busy_seconds() - busy) - (tree_cpu_seconds() - tree)
-    return {"images": count, "seconds": seconds, "others": max(0.0, others) / (seconds * cores)}
+        cpu = tree_cpu_seconds() - tree
+        others = (machine_busy_seconds() - busy) - cpu
+    return {"images": count, "seconds": seconds, "cpu_seconds": cpu,
+            "others": max(0.0, others) / (seconds * cores)}

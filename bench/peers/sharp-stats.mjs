@@ -3,7 +3,7 @@
 //
 // Input (JSON on stdin): {"folder": "...", "names": ["a.jpg", ...], "processes": 2}
 // Output (one JSON line on stdout): {"images", "seconds", "images_per_s", "processes",
-// "sharp", "vips", "errors"}.
+// "cpu_seconds" (of the children, measured loop only), "sharp", "vips", "errors"}.
 //
 // One child process per requested process, each with libvips limited to one thread
 // (sharp.concurrency(1)) and its operation cache off, so the figure is per core and no image
@@ -33,6 +33,7 @@ async function child() {
     process.once("message", async () => {
       let done = 0;
       const errors = [];
+      const cpu = process.cpuUsage();
       for (const file of files) {
         try {
           if (await analyse(file)) done += 1;
@@ -40,7 +41,8 @@ async function child() {
           errors.push(`${path.basename(file)}: ${error.message}`);
         }
       }
-      process.send({ done, errors });
+      const used = process.cpuUsage(cpu);
+      process.send({ done, errors, cpu_seconds: (used.user + used.system) / 1e6 });
     });
   });
 }
@@ -71,6 +73,7 @@ async function parent() {
   const images = results.reduce((sum, r) => sum + r.done, 0);
   console.log(JSON.stringify({
     images, seconds, images_per_s: images / seconds, processes,
+    cpu_seconds: results.reduce((sum, r) => sum + r.cpu_seconds, 0),
     sharp: sharp.versions.sharp, vips: sharp.versions.vips,
     errors: results.flatMap((r) => r.errors).slice(0, 5),
   }));

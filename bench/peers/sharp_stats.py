@@ -49,6 +49,7 @@ def run(folder: Path, names: list[str], processes: int) -> PeerRun:
         return result
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     result.images, result.seconds = figures["images"], figures["seconds"]
+    result.cpu_seconds = figures["cpu_seconds"]
     result.tool = f"sharp {figures['sharp']} (libvips {figures['vips']}; the original stack)"
     result.notes = [f"error: {e}" for e in figures["errors"]]
     return result

@@ -69,17 +69,21 @@ def test_profile_summary_shares() -> None:
 
 def test_peers_per_core_and_verdict() -> None:
     runs = [PeerRun("pixelgrade (`score_bytes`)", "score", images=100, seconds=2.0,
-                    processes=2),
+                    processes=2, cpu_seconds=4.0),
             PeerRun("sharp 0.35.5 (libvips 8.18.7; the original stack)", "stats", images=100,
-                    seconds=25.0, processes=2),
+                    seconds=25.0, processes=2, cpu_seconds=40.0),
             PeerRun("fastpeer", "little", images=100, seconds=1.0, processes=4),
             PeerRun("cleanvision `find_issues()` (default checks)", "checks", processes=2,
                     missing="cleanvision not installed")]
     # 4 processes on 2 cores: per core = images/s / 2, not / 4.
     assert runs[2].per_core(cores=2) == pytest.approx(50.0)
     table, verdict = report(runs, cores=2)
-    assert any("| 2.0 | 12.5x as fast |" in line for line in table)
-    assert verdict[0].startswith("- met: pixelgrade faster per core than sharp 0.35.5 (25.0 vs")
+    # sharp: 4 images/s on 2 cores = 2.0 per core; 100 images in 40 CPU s = 2.5 per CPU s.
+    assert any("| 2.0 | 2.5 | 12.5x; 10.0x as fast |" in line for line in table)
+    # fastpeer's CPU was not measured: no per-CPU-second figure rather than a wrong one.
+    assert any("| 50.0 | - | 0.5x; - as fast |" in line for line in table)
+    assert verdict[0] == ("- met: pixelgrade faster per core than sharp 0.35.5 (25.0 vs 2.0 "
+                          "images/s per core, 12.5x; per CPU second 10.0x)")
     assert verdict[1].startswith("- MISSED: pixelgrade faster per core than fastpeer")
     assert verdict[2] == ("- not checked: pixelgrade vs cleanvision `find_issues()` (default "
                           "checks) (cleanvision not installed)")
