@@ -8,9 +8,8 @@ Writes are one transaction per batch and guarded: a row is updated only if it st
 :class:`~pixelgrade.stores.base.Selection` it was picked by. On PostgreSQL the batch is one
 ``UPDATE ... FROM jsonb_to_recordset(:rows) ... RETURNING`` statement (the batch is one JSON
 parameter, so the SQL text is the same for every batch: compiled once, prepared by the
-server); on SQLite (in-process, no round trips)
-the same guarded UPDATE once per row, inside the batch's transaction, so each row's count of
-updated rows is known.
+server); on SQLite (in-process, no round trips) the same guarded UPDATE once per row, inside
+the batch's transaction, so each row's count of updated rows is known.
 """
 
 from __future__ import annotations
