@@ -35,10 +35,14 @@ test: $(VENV)/.installed-test
 stress: $(VENV)/.installed-test
 	$(PY) scripts/reliability.py --full --write docs/reliability.md
 
+# bench/backfill.py also runs its peers: sharp (installed by `npm ci` in bench/peers the first
+# time, when node and npm are there) and cleanvision (the bench extra).
 bench: $(VENV)/.installed-bench
 	$(PY) bench/speed.py
 	$(PY) bench/validity.py
 	$(PY) bench/backfill.py
+	$(PY) bench/writes.py
+	$(PY) bench/profile_backfill.py
 	$(PY) bench/gallery.py
 
 # docs/screenshots/*.png: the gallery in Debian's headless Chromium (apt-installed if missing).

@@ -16,20 +16,29 @@ in a fresh PostgreSQL database (created here, dropped at the end) in a table mad
 * **end-to-end**: ``pixelgrade.backfill.run_backfill`` exactly as ``pixelgrade backfill`` runs
   it (default batch size and concurrency, one worker per core), every row scored and written.
 
+Then the **peers**, on the same test files read from disk, one process per core (see
+``bench/peers/``): the original stack's analysis (Node.js + sharp ``metadata()`` and
+``stats()``), cleanvision's ``find_issues()`` (default checks, and per-image checks alone), and
+pixelgrade's full scoring the same way; images/s and images/s per core side by side
+(``--no-peers`` skips them, ``--peer-passes`` sets how often each file is analysed).
+
 Each run is a separate process, so its peak memory (``VmHWM`` of that process, and the largest
 ``VmHWM`` among its worker processes, sampled from ``/proc``) is its own. The end-to-end run also
 reports where the machine's CPU went (workers, the backfill's main process, the HTTP server,
 PostgreSQL).
 
-Targets (issue): end-to-end >= 80% of the decode-only ceiling; peak memory flat (within 20%)
-between 2,000 and 100,000 rows. The memory check runs with ``--full``: the same backfill over
-2,000 and ``--full-rows`` (100,000) rows of a mostly-2 MP mix (per 16 rows: one 12 MP JPEG, one
-2 MP PNG or WebP, fourteen 2 MP JPEGs) so that it ends in a reasonable time (~20-30 minutes
-on this 2-core machine).
+Targets (issue): end-to-end >= 80% of the decode-only ceiling; pixelgrade faster per core
+than every peer; peak memory flat (within 20%) between 2,000 and 100,000 rows. The memory
+check runs with ``--full``: the same backfill over 2,000 and ``--full-rows`` (100,000) rows of
+a mostly-2 MP mix (per 16 rows: one 12 MP JPEG, one 2 MP PNG or WebP, fourteen 2 MP JPEGs) so
+that it ends in a reasonable time (~20-30 minutes on this 2-core machine).
 
 Usage::
 
-    python bench/backfill.py [--rows 2000] [--full] [--write docs/performance.md]
+    python bench/backfill.py [--rows 2000] [--full] [--no-peers] [--write docs/performance.md]
+
+PostgreSQL's write rate alone is ``bench/writes.py``; a py-spy profile of the end-to-end run is
+``bench/profile_backfill.py``.
 """
 
 from __future__ import annotations
@@ -66,6 +75,8 @@ CORPUS = (
     ("2 MP PNG", "PNG", 1732, 1155, 4, "png", {"compress_level": 6}),
     ("2 MP WebP", "WEBP", 1732, 1155, 4, "webp", {"quality": 80, "method": 4}),
 )
+#: pixelgrade sees each test file this many times more often than sharp in the peers' runs.
+PIXELGRADE_PASS_FACTOR = 4
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MB = 1024 * 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -458,7 +469,84 @@ def child_e2e(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-CHILDREN = {"pool": child_pool, "download": child_download, "e2e": child_e2e}
+def child_peer_pixelgrade(config: dict[str, Any]) -> dict[str, Any]:
+    from peers import pixelgrade_scoring
+
+    return pixelgrade_scoring.child(config)
+
+
+def child_peer_cleanvision(config: dict[str, Any]) -> dict[str, Any]:
+    from peers import cleanvision_checks
+
+    return cleanvision_checks.child(config)
+
+
+CHILDREN = {"pool": child_pool, "download": child_download, "e2e": child_e2e,
+            "peer-pixelgrade": child_peer_pixelgrade,
+            "peer-cleanvision": child_peer_cleanvision}
+
+
+def measure_peers(folder: Path, files: list[TestFile], processes: int,
+                  passes: int) -> list[dict[str, Any]]:
+    """pixelgrade, sharp and cleanvision over the same files from disk, one process per core."""
+    import importlib.util
+
+    from peers import PeerRun, peer_names, sharp_stats
+
+    names = peer_names(mixed_order(files), passes)
+    config = {"folder": str(folder), "names": names, "processes": processes}
+    # pixelgrade is ~10x faster than sharp: more passes make its run last about as long as the
+    # others' (a run of a few seconds is at the mercy of whatever else runs on the machine).
+    mine_config = {**config, "names": peer_names(mixed_order(files),
+                                                  passes * PIXELGRADE_PASS_FACTOR)}
+    runs = []
+    cores = os.cpu_count() or 1
+
+    @contextlib.contextmanager
+    def outside(run: PeerRun) -> Iterator[None]:
+        """Sets ``run.others``: the machine's CPU not used by this process or its children
+        (the peer's processes are waited for, so their CPU is in RUSAGE_CHILDREN)."""
+        busy, tree, started = machine_busy_seconds(), tree_cpu_seconds(), time.perf_counter()
+        yield
+        spent = (machine_busy_seconds() - busy) - (tree_cpu_seconds() - tree)
+        run.others = max(0.0, spent) / ((time.perf_counter() - started) * cores)
+
+    print(f"peers: pixelgrade on {len(mine_config['names'])} files from disk ...",
+          file=sys.stderr, flush=True)
+    run = PeerRun("pixelgrade (`score_bytes`)", "the full quality score: decode "
+                  "(shrink-on-load) + sharpness, noise, exposure, contrast, resolution, "
+                  "compression, information", processes=processes)
+    with outside(run):
+        mine = run_child("peer-pixelgrade", mine_config)
+    run.images, run.seconds, run.others = mine["images"], mine["seconds"], mine["others"]
+    run.cpu_seconds = mine["cpu_seconds"]
+    runs.append(run)
+    print("peers: sharp metadata() + stats() ...", file=sys.stderr, flush=True)
+    sharp_stats.ensure_installed()  # npm ci (first run only) outside the measured window
+    run = PeerRun("sharp", "")
+    with outside(run):
+        measured = sharp_stats.run(folder, names, processes)
+    measured.others = run.others
+    runs.append(measured)
+    for checks, computes in (
+            ("per-image", "its 7 per-image checks: dark, light, odd_aspect_ratio, "
+                          "low_information, blurry, grayscale, odd_size"),
+            ("default", "its 9 default checks: the 7 per-image ones + exact and near "
+                        "duplicates (image hashes compared across the set)")):
+        run = PeerRun(f"cleanvision `find_issues()` ({checks})", computes, processes=processes)
+        if importlib.util.find_spec("cleanvision") is None:
+            run.missing = "cleanvision not installed: pip install -e '.[bench]'"
+        else:
+            print(f"peers: cleanvision ({checks} checks) ...", file=sys.stderr, flush=True)
+            with outside(run):
+                got = run_child("peer-cleanvision", {**config, "checks": checks})
+            run.tool = f"cleanvision {got['version']} `find_issues()` ({checks} checks)"
+            run.images, run.seconds = got["images"], got["seconds"]
+            run.cpu_seconds = got["cpu_seconds"]
+            found = ", ".join(f"{k} {v}" for k, v in got["found"].items() if v) or "none"
+            run.notes.append(f"issues found: {found}")
+        runs.append(run)
+    return [r.to_dict() for r in runs]
 
 
 def run_child(kind: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -564,6 +652,12 @@ def main() -> int:
     parser.add_argument("--full", action="store_true",
                         help="also check memory at 2,000 and --full-rows rows (~20-30 min)")
     parser.add_argument("--full-rows", type=int, default=100_000)
+    parser.add_argument("--no-peers", action="store_true",
+                        help="skip the sharp / cleanvision / pixelgrade-from-disk comparison")
+    parser.add_argument("--peer-passes", type=int, default=2,
+                        help="times sharp analyses each test file (pixelgrade: "
+                             f"{PIXELGRADE_PASS_FACTOR}x as many; cleanvision refuses repeated "
+                             "paths: once)")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL,
                         help="PostgreSQL URL allowed to create and drop a scratch database")
     parser.add_argument("--write", type=Path, help="also write the report into this Markdown file")
@@ -596,6 +690,9 @@ def main() -> int:
         print("decode-only and score-only in the pool ...", file=sys.stderr, flush=True)
         results["pool"] = run_child("pool", {"names": names, "workers": workers,
                                              "folder": str(folder)})
+        if not args.no_peers:
+            results["peers"] = {"runs": measure_peers(folder, files, workers,
+                                                      args.peer_passes)}
         print(f"end-to-end backfill of {args.rows:,} rows ...", file=sys.stderr, flush=True)
         fill_table(db_url, [f"{base}/{n}" for n in names])
         work = Path(tmp) / "e2e"
@@ -735,6 +832,25 @@ def main() -> int:
     else:
         verdict.append(f"- not checked in this run: memory flat within 20% from 2,000 to "
                        f"{args.full_rows:,} rows (run with `--full`, ~20-30 minutes)")
+    peer_parts: list[str] = []
+    if "peers" in results:
+        from peers import PeerRun
+        from peers import report as peers_report
+
+        runs = [PeerRun(**r) for r in results["peers"]["runs"]]
+        disturbed.extend(r.others for r in runs)
+        peer_table, peer_verdict = peers_report(runs, cores)
+        peer_parts = [
+            "", f"Peers, on the same {len(files)} test files read from disk, one process per "
+            f"core ({workers} processes; sharp sees each file {args.peer_passes} "
+            f"time{'s' if args.peer_passes != 1 else ''}, pixelgrade "
+            f"{args.peer_passes * PIXELGRADE_PASS_FACTOR} times, cleanvision once, as it "
+            "refuses repeated paths). Per core = images/s / processes (every process was "
+            "CPU-bound); per CPU second = images / CPU seconds of the tool's own processes, "
+            "which other processes on the machine disturb less:",
+            "", *peer_table, "",
+            *(f"- {r.tool}: {note}" for r in runs for note in r.notes)]
+        verdict += peer_verdict
     if max(disturbed) > 0.1:
         verdict.append(f"- warning: other processes used up to {100 * max(disturbed):.0f}% of "
                        "the machine during these runs, so some images/s figures are low: "
@@ -753,11 +869,13 @@ def main() -> int:
         f"pointing round robin at {len(files)} distinct files ({corpus}), served from memory "
         "by a loopback HTTP/1.1 keep-alive server in its own process. Command: "
         f"`python bench/backfill.py{' --full' if args.full else ''}"
-        f"{f' --rows {rows}' if rows != 2000 else ''}`"
+        f"{f' --rows {rows}' if rows != 2000 else ''}{' --no-peers' if args.no_peers else ''}"
+        f"{f' --peer-passes {args.peer_passes}' if args.peer_passes != 2 else ''}`"
     )
     parts = [header, "", *table, "", *cpu_table, "", *notes]
     if memory_table:
         parts += ["", *memory_table]
+    parts += peer_parts
     report = "\n".join([*parts, "", *verdict])
     print(report)
     CACHE.mkdir(parents=True, exist_ok=True)

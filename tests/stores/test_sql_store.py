@@ -346,6 +346,32 @@ def test_write_batch_of_failures_only(db_url: str) -> None:
         store.close()
 
 
+def test_write_keeps_details_exactly_and_splits_huge_batches(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch travels as JSON (PostgreSQL): quotes, backslashes, non-ASCII text, nested
+    values and floats come back as written; a batch larger than one statement's share is
+    split and its count of changed rows is still exact."""
+    from pixelgrade.stores import sql
+
+    monkeypatch.setattr(sql, "VALUES_ROWS_PER_STATEMENT", 2)
+    tables.pixelgrade_table(db_url, [f"{i}.jpg" for i in range(1, 6)])
+    tricky = {"reason": 'a "quoted" \\ back\\slash, ünïcødé, 日本, tab\t, newline\n',
+              "components": {"sharpness": {"score": 97, "value": 2.9229}},
+              "issues": ["blurry", None], "bytes": 12_345_678_901}
+    store = _store(db_url)
+    try:
+        with tables.connect(db_url) as conn:
+            conn.execute(sa.text("UPDATE images SET quality_score = 5 WHERE id = 4"))
+        outcomes = [Outcome(i, "scored", 50 + i, tricky) for i in range(1, 6)]
+        assert store.write(Selection(), outcomes) == 4  # three statements; row 4 refused
+        after = tables.rows(db_url)
+        assert [after[i]["quality_score"] for i in range(1, 6)] == [51, 52, 53, 5, 55]
+        assert after[2]["quality_details"] == tricky
+        assert after[4]["quality_details"] is None
+    finally:
+        store.close()
+
+
 def _check_uuid_keys(db_url: str, ids: list[Any]) -> None:
     store = SqlStore(db_url, inspect=False)
     try:
