@@ -27,8 +27,9 @@ Each run is a separate process, so its peak memory (``VmHWM`` of that process, a
 reports where the machine's CPU went (workers, the backfill's main process, the HTTP server,
 PostgreSQL).
 
-Targets (issue): end-to-end >= 80% of the decode-only ceiling; pixelgrade faster per core
-than every peer; peak memory flat (within 20%) between 2,000 and 100,000 rows. The memory
+Targets (issue 6): end-to-end >= 90% of the decode-only ceiling (the backfill issue asked
+for 80%); pixelgrade faster per core than every peer; peak memory under 300 MB per worker and
+flat (within 20%) between 2,000 and 100,000 rows. The memory
 check runs with ``--full``: the same backfill over 2,000 and ``--full-rows`` (100,000) rows of
 a mostly-2 MP mix (per 16 rows: one 12 MP JPEG, one 2 MP PNG or WebP, fourteen 2 MP JPEGs) so
 that it ends in a reasonable time (~20-30 minutes on this 2-core machine).
@@ -804,7 +805,7 @@ def main() -> int:
     ]
 
     verdict = [
-        f"- {'met' if share >= 0.8 else 'MISSED'}: end-to-end >= 80% of the decode-only "
+        f"- {'met' if share >= 0.9 else 'MISSED'}: end-to-end >= 90% of the decode-only "
         f"ceiling ({e2e_rate:.1f} of {ceiling:.1f} images/s = {100 * share:.0f}%)",
     ]
     memory_table: list[str] = []
