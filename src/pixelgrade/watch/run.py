@@ -209,7 +209,7 @@ class Watcher:
         self.ready = threading.Event()
         self.ledger = Ledger(retry_base=options.retry_base, retry_max=options.retry_max)
         self.listener: Listener | None = None
-        self._error_log = ErrorLog(options.error_log)
+        self._error_log = ErrorLog(options.error_log, example="watch-errors.log")
         self._engine_options = EngineOptions(batch_size=options.batch_size,
                                              write_attempts=options.write_attempts,
                                              write_backoff=options.write_backoff)
