@@ -109,3 +109,106 @@ def test_demo_runs_the_whole_procedure_on_sqlite(tmp_path: Path) -> None:
     kinds = [json.loads(line)["kind"]
              for line in (folder / "backfill-errors.log").read_text().splitlines()]
     assert sorted(kinds).count("not_found") == 2 and len(kinds) == 4
+
+
+# -- backfill and watch: --checkpoint and --error-log paths that cannot work -------------------
+
+
+@pytest.fixture
+def one_missing_image(tmp_path: Path) -> str:
+    """A SQLite table with one row whose file is missing: it fails, so the error log is
+    written (before the row) and the checkpoint after it."""
+    database = tmp_path / "app.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE images (id INTEGER PRIMARY KEY, url TEXT, "
+                     "quality_score INTEGER)")
+        conn.execute("INSERT INTO images (url) VALUES ('gone.jpg')")
+    conn.close()
+    return f"sqlite:///{database}"
+
+
+def _backfill(db: str, checkpoint: Path, error_log: Path, command: str = "backfill"
+              ) -> tuple[int, str]:
+    files = (["--checkpoint", str(checkpoint)] if command == "backfill" else ["--once"])
+    result = runner.invoke(app, [command, "--db", db, "--workers", "1", *files,
+                                 "--error-log", str(error_log)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        result.exception  # a traceback otherwise
+    return result.exit_code, result.output
+
+
+def _one_line_error(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1 and "Traceback" not in output, output
+    return errors[0]
+
+
+def _score(db: str) -> object:
+    with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:
+        value = conn.execute("SELECT quality_score FROM images").fetchone()[0]
+    conn.close()
+    return value
+
+
+def test_backfill_refuses_a_directory_as_checkpoint_or_error_log(
+        one_missing_image: str, tmp_path: Path) -> None:
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    code, output = _backfill(one_missing_image, folder, tmp_path / "e.log")
+    assert code == 1
+    line = _one_line_error(output)
+    assert f"--checkpoint {folder} is a directory; pass a file path such as " in line
+    assert str(folder / "backfill-checkpoint.json") in line
+    code, output = _backfill(one_missing_image, tmp_path / "c.json", folder)
+    assert code == 1
+    line = _one_line_error(output)
+    assert f"--error-log {folder} is a directory" in line
+    assert str(folder / "backfill-errors.log") in line
+    assert not (tmp_path / "e.log").exists() and not (tmp_path / "c.json").exists()
+    assert list(folder.iterdir()) == []  # refused before any work
+
+
+def test_watch_refuses_a_directory_as_error_log(one_missing_image: str, tmp_path: Path
+                                                ) -> None:
+    code, output = _backfill(one_missing_image, tmp_path, tmp_path, command="watch")
+    assert code == 1
+    assert str(tmp_path / "watch-errors.log") in _one_line_error(output)
+
+
+def test_backfill_refuses_a_folder_that_cannot_be_created(
+        one_missing_image: str, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    code, output = _backfill(one_missing_image, tmp_path / "notes.txt" / "c.json",
+                             tmp_path / "e.log")
+    assert code == 1
+    line = _one_line_error(output)
+    assert "cannot be created because" in line and "notes.txt is a file" in line
+    code, output = _backfill(one_missing_image, tmp_path / "c.json",
+                             tmp_path / "notes.txt" / "sub" / "e.log")
+    assert code == 1 and "--error-log" in _one_line_error(output)
+    assert _score(one_missing_image) is None  # nothing was done
+
+
+def test_backfill_creates_a_folder_that_does_not_exist_yet(
+        one_missing_image: str, tmp_path: Path) -> None:
+    checkpoint, error_log = tmp_path / "new" / "c.json", tmp_path / "logs" / "today" / "e.log"
+    code, output = _backfill(one_missing_image, checkpoint, error_log)
+    assert code == 0, output
+    assert json.loads(checkpoint.read_text())["failed"] == 1
+    assert json.loads(error_log.read_text())["kind"] == "not_found"
+
+
+def test_a_write_the_checks_cannot_foresee_fails_in_one_line(
+        one_missing_image: str, tmp_path: Path) -> None:
+    """/proc takes no new folders, even from root, whom permission checks let through: the
+    failure surfaces at the first write (the error log, before the row), in one line."""
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's /proc")
+    code, output = _backfill(one_missing_image, tmp_path / "c.json",
+                             Path("/proc/pixelgrade-test/e.log"))
+    assert code == 1
+    line = _one_line_error(output)
+    assert "--error-log /proc/pixelgrade-test/e.log" in line
+    assert ("pass a file path in a writable folder such as" in line  # root: at the write
+            or "cannot be created in /proc, which is not writable" in line)  # others: at start

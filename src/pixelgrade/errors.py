@@ -79,5 +79,11 @@ class BackfillLockedError(StoreError):
     """Another backfill holds the lock on this table."""
 
 
-class CheckpointError(PixelgradeError):
-    """The checkpoint file is unreadable or belongs to another database or table."""
+class RunFileError(PixelgradeError):
+    """A file a run keeps (the checkpoint, the error log) cannot be used where asked: the path
+    is a directory, or its folder cannot be created or written."""
+
+
+class CheckpointError(RunFileError):
+    """The checkpoint file is unreadable, cannot be written, or belongs to another database or
+    table."""

@@ -16,10 +16,19 @@ import pytest
 import sqlalchemy as sa
 
 from pixelgrade.stores import open_store
+from pixelgrade.watch import Watcher, WatchLog
 from pixelgrade.watch.listen import APPLICATION_NAME
 from tests.backfill.conftest import ImageServer, png
 from tests.stores import tables
-from tests.watch.conftest import FAST_HTTP, done, insert, options, running, wait_for
+from tests.watch.conftest import (
+    FAST_HTTP,
+    EventStream,
+    done,
+    insert,
+    options,
+    running,
+    wait_for,
+)
 
 # -- PostgreSQL: LISTEN/NOTIFY ----------------------------------------------------------------
 
@@ -222,3 +231,37 @@ def test_sqlite_a_transient_failure_is_retried_after_its_delay(
 def test_bad_options_are_refused(bad: dict[str, float], tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         options(tmp_path, **bad)
+
+
+class _KilledAfterCommit(Exception):
+    """Stands for a SIGKILL arriving right after the batch's transaction committed."""
+
+
+def test_a_failed_row_keeps_its_error_log_line_when_watch_dies_right_after_the_write(
+        tmp_path: Path) -> None:
+    """The error log is written before the batch (the engine's ``before_write``), so a watch
+    that dies between the commit and anything after it still leaves the reason of a row it
+    recorded as ``failed`` (written after the commit, the line was lost for good: a failed
+    row is never tried again)."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    (tmp_path / "photo.png").write_bytes(png("chelsea.png"))
+    tables.pixelgrade_table(url, ["photo.png", "missing.png"])  # paths under --root
+    store = open_store(url)
+    committed = store.write
+
+    def write_then_die(*args: object, **kwargs: object) -> int:
+        committed(*args, **kwargs)  # type: ignore[arg-type]
+        raise _KilledAfterCommit
+
+    store.write = write_then_die  # type: ignore[method-assign]
+    watcher = Watcher(store, options(tmp_path, once=True), WatchLog(EventStream(), as_json=True))
+    try:
+        with pytest.raises(_KilledAfterCommit):
+            watcher.run(install_signal_handlers=False)
+    finally:
+        store.close()
+    rows = tables.rows(url)
+    assert [rows[i]["quality_status"] for i in (1, 2)] == ["scored", "failed"]  # committed
+    log = [json.loads(line) for line in (tmp_path / "errors.log").read_text().splitlines()]
+    assert [(r["id"], r["kind"], r["transient"], r["attempt"]) for r in log] == [
+        (2, "not_found", False, 1)]

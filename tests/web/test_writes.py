@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
+from pixelgrade.stores.base import Outcome, Selection
 from pixelgrade.web import create_app
 from tests.backfill.conftest import SVG, jpeg, png
 from tests.images import png_header_bomb
+from tests.stores import tables
 from tests.web.conftest import AUTH, MAX_BYTES, TOKEN, Library, all_rows, settings_for
 
 WRITES = [("/api/images", {"files": {"file": ("a.jpg", b"x", "image/jpeg")}}),
@@ -49,6 +52,7 @@ def test_upload_is_scored_stored_under_a_generated_name_and_listed(
     assert response.status_code == 201, response.text
     image = response.json()
     assert image["state"] == "scored" and isinstance(image["score"], int)
+    assert image["note"] is None  # nobody else scored it first
     assert image["band"] in ("high", "medium", "low") and image["format"] == "PNG"
     assert {c["name"] for c in image["components"]} >= {"sharpness", "noise"}
     assert response.headers["location"] == f"/api/images/{image['id']}"
@@ -60,6 +64,37 @@ def test_upload_is_scored_stored_under_a_generated_name_and_listed(
     assert newest["items"][0]["score"] == image["score"]
     picture = client.get(image["thumbnail"])
     assert picture.headers["content-type"] == "image/jpeg"
+
+
+def test_an_upload_scored_by_watch_before_its_own_write_keeps_the_first_score(
+        client: TestClient, library: Library) -> None:
+    """The race with `pixelgrade watch`: it may score the new row between the upload's insert
+    and its write. The upload's write is guarded (only while the row has no score), so the row
+    is written once, keeps watch's score, and the answer says so. Counted by the database."""
+    tables.count_updates(library.url)
+    store = library.store
+    inserted: list[Any] = []
+    insert_image = store.insert_image
+
+    def insert_then_watch_scores_it(location: str) -> Any:
+        key = insert_image(location)
+        inserted.append(key)
+        # Another process, as `watch` writes: guarded, right after the row appears.
+        assert store.write(Selection(), [Outcome(key, "scored", 13, {"format": "PNG"})]) == 1
+        return key
+
+    store.insert_image = insert_then_watch_scores_it  # type: ignore[method-assign]
+    response = client.post("/api/images", headers=AUTH,
+                           files={"file": ("photo.png", png(), "image/png")})
+    assert response.status_code == 201, response.text
+    image = response.json()
+    assert image["id"] == inserted[0] and image["score"] == 13  # watch's, not the upload's
+    assert "scored by another process" in image["note"] and "re-score" in image["note"]
+    assert tables.updates(library.url) == {str(inserted[0]): 1}
+    assert tables.rows(library.url)[inserted[0]]["quality_score"] == 13
+    # An explicit re-score still overwrites.
+    rescored = client.post(f"/api/images/{inserted[0]}/rescore", headers=AUTH).json()
+    assert rescored["score"] != 13 and tables.updates(library.url)[str(inserted[0])] == 2
 
 
 NON_IMAGES = [

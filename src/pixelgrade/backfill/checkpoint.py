@@ -5,10 +5,16 @@ checkpoint or the new one, never a half-written file, even if the process is kil
 machine loses power mid-write: the JSON goes to a temporary file in the same directory, is
 fsynced, renamed over the old one (an atomic replace on POSIX), and the directory is fsynced so
 the rename itself is durable.
+
+The path is checked when the checkpoint is loaded, at the start of every run
+(:func:`~pixelgrade.backfill.runfiles.check_writable`): a directory, or a folder that cannot be
+created or written, is refused with what to pass instead before any work is done, and a save
+that fails later raises :class:`~pixelgrade.errors.CheckpointError`, never a bare ``OSError``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -16,9 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pixelgrade.backfill.runfiles import check_writable, write_failure
 from pixelgrade.errors import CheckpointError
 
 FORMAT_VERSION = 1
+OPTION = "--checkpoint"
+#: The file name suggested in messages (the option's default).
+EXAMPLE = "backfill-checkpoint.json"
 
 
 def now_iso() -> str:
@@ -59,11 +69,17 @@ class Checkpoint:
 
 
 def load(path: Path) -> Checkpoint | None:
-    """The checkpoint at ``path``, or None when there is none."""
+    """The checkpoint at ``path``, or None when there is none. Raises
+    :class:`CheckpointError` when ``path`` could not be written at the end of the batch (a
+    directory, an unwritable folder: see the module docstring) or cannot be read."""
+    check_writable(path, OPTION, EXAMPLE, CheckpointError)
     try:
         text = path.read_text()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({exc.strerror or exc}); fix "
+                              "its permissions, or pass --checkpoint with another file") from exc
     try:
         raw = json.loads(text)
         if raw.get("format_version") != FORMAT_VERSION:
@@ -79,16 +95,21 @@ def load(path: Path) -> Checkpoint | None:
 def save(path: Path, checkpoint: Checkpoint) -> None:
     """Write ``checkpoint`` to ``path`` atomically and durably."""
     checkpoint.updated_at = now_iso()
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = json.dumps(asdict(checkpoint), indent=2, sort_keys=True).encode()
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise write_failure(exc, path, OPTION, EXAMPLE, CheckpointError) from exc

@@ -10,7 +10,9 @@ through the official ``supabase`` client:
 * writes call ``pixelgrade_write_scores`` (see :mod:`pixelgrade.stores.supabase_sql`), one RPC
   per batch, when the project has it; otherwise each row is a PATCH whose filter carries the
   guard (``quality_score=is.null``...), a few in flight at once. ``write_mode`` says which;
-* 429 and 5xx answers are retried with backoff; an expired or wrong key is reported as such.
+* 429 and 5xx answers and network errors are retried with backoff, and when they last they
+  are raised as *transient* (the engine retries the batch later); 4xx answers are permanent
+  and say what to do (see :mod:`pixelgrade.stores.supabase_errors`).
 
 The service-role key is a secret: it is handed to the client and to nothing else; messages
 name the project by host only.
@@ -49,10 +51,15 @@ from pixelgrade.stores.base import (
     cut_page,
     page_segments,
 )
+from pixelgrade.stores.supabase_errors import (
+    KEY_VARIABLE,
+    StatusNotes,
+    api_error,
+    network_error,
+)
 from pixelgrade.stores.supabase_sql import STATS_FUNCTION, WRITE_FUNCTION
 
 URL_VARIABLE = "SUPABASE_URL"
-KEY_VARIABLE = "SUPABASE_SERVICE_ROLE_KEY"
 #: PATCH requests in flight when the bulk-write function is missing.
 PATCH_CONCURRENCY = 8
 #: Ids per ``in.(...)`` filter (keeps the URL short).
@@ -121,6 +128,7 @@ class SupabaseStore:
         except Exception as exc:  # the client validates URL and key format
             raise StoreError(f"cannot use the Supabase settings for {self.host}: "
                              f"{_message(exc)}") from exc
+        self._statuses = StatusNotes()
         self.capabilities = Capabilities(status=False, details=False, scored_at=False)
         self.write_mode = "rpc"
         self.refresh()
@@ -478,32 +486,26 @@ class SupabaseStore:
         return value
 
     def _call(self, request: Callable[[], T]) -> T:
-        """Run one REST request; retry 429/5xx and network errors with backoff."""
+        """Run one REST request; retry transient failures (429/5xx, network) with backoff.
+
+        Raises :class:`StoreError` with ``transient`` set when the failure outlasted the
+        attempts but may still pass later, so the engine can retry the batch again."""
         from postgrest.exceptions import APIError
 
+        # The client may rebuild its REST session (auth events): install the hook each time.
+        self._statuses.install(self.client.postgrest.session)
         for attempt in range(1, ATTEMPTS + 1):
+            self._statuses.clear()
             try:
                 return request()
             except APIError as exc:
-                code = str(exc.code or "")
-                if code in ("401", "PGRST301", "PGRST302", "PGRST303") or any(
-                        text in str(exc.message) for text in ("JWT", "API key")):
-                    raise StoreError(
-                        f"Supabase project {self.host} refused the key ({exc.message}): check "
-                        f"{KEY_VARIABLE}; it must be the service-role key, not the anon key, "
-                        "and not expired") from exc
-                if code in ("42501",):
-                    raise StoreError(
-                        f"permission denied on table {self.spec.table} of Supabase project "
-                        f"{self.host}: use the service-role key ({KEY_VARIABLE})") from exc
-                transient = code in ("429", "500", "502", "503", "504", "520", "PGRST000",
-                                     "PGRST001", "PGRST003")
-                if not transient or attempt == ATTEMPTS:
-                    raise StoreError(f"Supabase project {self.host}: {_message(exc)}") from exc
+                failure = api_error(exc, self._statuses.last(), self.host, self.spec.table)
+                cause: BaseException = exc
             except httpx.HTTPError as exc:
-                if attempt == ATTEMPTS:
-                    raise StoreError(f"cannot reach Supabase project {self.host}: "
-                                     f"{_message(exc)}") from exc
+                failure = network_error(exc, self.host)
+                cause = exc
+            if not failure.transient or attempt == ATTEMPTS:
+                raise failure from cause
             self._sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
 

@@ -77,6 +77,13 @@ class Ledger:
                 kept.append(row)
         return kept
 
+    def next_attempt(self, key: Any) -> int:
+        """Which attempt at ``key`` the one in flight is (1 + transient failures in a row so
+        far), without changing anything: what the error log records *before* the result is
+        written, :meth:`finish` being called after."""
+        with self._lock:
+            return self._retry.get(key, (0, 0.0))[0] + 1
+
     def finish(self, key: Any, *, transient_failure: bool) -> tuple[int, float | None]:
         """Release ``key`` with its result written (or, for a transient failure, left for later).
 

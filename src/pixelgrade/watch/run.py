@@ -19,7 +19,8 @@ ImageScorer` fetches and scores it in the scoring processes, and the backfill
 a row someone else scored meanwhile is left alone; retried with backoff if the database
 hiccups). Permanent failures are recorded as ``failed`` and transient ones stay NULL and are
 retried by later sweeps with a growing delay (:mod:`pixelgrade.watch.ledger`); both are
-appended to the error log in the backfill's format. A row is never scored by two paths at once.
+appended to the error log in the backfill's format, before the batch is written (so a kill
+after the commit cannot lose a failed row's reason). A row is never scored by two paths at once.
 
 Stopping (SIGINT, SIGTERM, or :meth:`Watcher.stop`): nothing new is started, the images in
 flight are finished and written, and :meth:`Watcher.run` returns; a second request abandons
@@ -208,7 +209,7 @@ class Watcher:
         self.ready = threading.Event()
         self.ledger = Ledger(retry_base=options.retry_base, retry_max=options.retry_max)
         self.listener: Listener | None = None
-        self._error_log = ErrorLog(options.error_log)
+        self._error_log = ErrorLog(options.error_log, example="watch-errors.log")
         self._engine_options = EngineOptions(batch_size=options.batch_size,
                                              write_attempts=options.write_attempts,
                                              write_backoff=options.write_backoff)
@@ -506,7 +507,7 @@ class Watcher:
         assert self._scorer is not None
         engine: Engine[Row, RowResult] = Engine(
             collection, self._scorer, self._engine_options,
-            on_batch=lambda done: self._record(done, via))
+            on_batch=lambda done: self._record(done, via), before_write=self._log_failures)
         self._engines.add(engine)
         try:
             await engine.run()
@@ -514,18 +515,27 @@ class Watcher:
             self._engines.discard(engine)
             self.ledger.release(owner)
 
-    def _record(self, done: BatchDone[RowResult], via: str) -> None:
-        """After a batch is written: counts, a log line per image, error-log records."""
-        records = []
+    def _log_failures(self, results: list[RowResult]) -> None:
+        """Append the batch's failures to the error log, *before* the batch is written (the
+        engine's ``before_write``), as the backfill does: a watch killed between the commit
+        and the log would otherwise leave a ``failed`` row with no line saying why, and the
+        row is never tried again. A kill (or a failed write) before the commit costs a
+        duplicate line instead: the row stays to do and is tried, and logged, again."""
         now = now_iso()
+        records = []
+        for result in results:
+            record = result.error_record(self.ledger.next_attempt(result.row.id), now)
+            if record is not None:
+                records.append(record)
+        self._error_log.append(records)
+
+    def _record(self, done: BatchDone[RowResult], via: str) -> None:
+        """After a batch is written: counts, retry schedule and a log line per image (its
+        error-log records were appended before the write, by :meth:`_log_failures`)."""
         for result in done.results:
             attempts, retry_in = self.ledger.finish(result.row.id,
                                                     transient_failure=result.outcome is None)
-            record = result.error_record(attempts, now)
-            if record is not None:
-                records.append(record)
             self.log.row(result, via, attempt=attempts, retry_in=retry_in)
-        self._error_log.append(records)
         count_batch(self.report, done.results, done.written)
 
     # -- helpers -------------------------------------------------------------------------

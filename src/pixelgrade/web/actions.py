@@ -16,6 +16,12 @@ Uploads are judged by their bytes, never by their name or Content-Type:
 and in each of those cases nothing is stored. Accepted images are saved under a generated name
 (``<32 hex digits>.<format>``) in the uploads folder, a row is added, and its score is written
 before the answer goes out.
+
+An upload's score is written with the backfill's *guarded* write (``store.write``: only while
+the row has no score), not with the re-score's overwrite. Between the insert and that write,
+``pixelgrade watch`` (or a backfill) may find the new row and score it first; the row then keeps
+that first score, is written once, and the upload says so (:attr:`Uploaded.note`). Only an
+explicit re-score overwrites.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from pixelgrade.backfill.images import DETAIL_KEYS, ImageScorer, score_data
 from pixelgrade.gallery import Gallery, ImageView
 from pixelgrade.scoring import ScoringConfig
 from pixelgrade.scoring.sniff import DECODED_FORMATS, sniff
-from pixelgrade.stores.base import Outcome, Row
+from pixelgrade.stores.base import Outcome, Row, Selection
 
 #: File name extension per decoded format.
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tif",
@@ -46,6 +52,15 @@ class ActionError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """An accepted upload: the image as stored, and ``note`` when its row was scored by
+    someone else between the insert and this upload's write (that first score is kept)."""
+
+    view: ImageView
+    note: str | None = None
 
 
 @dataclass
@@ -87,7 +102,7 @@ class Actions:
             self._scorer = self.scorer_factory(self.pool)
         return self._scorer
 
-    async def upload(self, data: bytes) -> ImageView:
+    async def upload(self, data: bytes) -> Uploaded:
         """Check, score, store and record one uploaded file (see the module docstring)."""
         if len(data) > self.config.max_bytes:
             raise ActionError(413, f"the file is {len(data):,} bytes, over the "
@@ -107,12 +122,20 @@ class Actions:
         try:
             key = await asyncio.to_thread(self.gallery.store.insert_image, self._location(path))
             details = {k: report[k] for k in DETAIL_KEYS if k in report}
-            await asyncio.to_thread(self.gallery.store.set_result,
-                                    Outcome(key, "scored", report["score"], details))
+            # Guarded, like the backfill's: a row scored meanwhile (by `pixelgrade watch`)
+            # keeps its first score instead of being written twice.
+            written = await asyncio.to_thread(
+                self.gallery.store.write, Selection(),
+                [Outcome(key, "scored", report["score"], details)])
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        return await self._view(key)
+        note = None
+        if not written:
+            note = ("this image was scored by another process (e.g. `pixelgrade watch`) "
+                    "before the upload wrote its score; that first result is kept (re-score "
+                    "the image to replace it)")
+        return Uploaded(await self._view(key), note)
 
     async def rescore(self, key: str) -> ImageView:
         """Score the image again from its source and overwrite the stored result."""

@@ -56,6 +56,12 @@ class ImageDetail(ImageSummary):
     scored_at: str | None
 
 
+class ImageUploaded(ImageDetail):
+    note: str | None = Field(None, description="Set when the new row was scored by another "
+                             "process (e.g. `pixelgrade watch`) before the upload wrote its "
+                             "score: that first result is kept and shown.")
+
+
 class ImageList(BaseModel):
     band: str
     sort: str
@@ -132,7 +138,7 @@ async def get_image(request: Request, key: str) -> Any:
     return detail(view)
 
 
-@router.post("/images", response_model=ImageDetail, status_code=201,
+@router.post("/images", response_model=ImageUploaded, status_code=201,
              dependencies=[Depends(require_token)],
              responses={401: {"model": Problem}, 403: {"model": Problem},
                         413: {"model": Problem, "description": "Over the size cap."},
@@ -146,8 +152,10 @@ async def upload_image(request: Request, file: Annotated[UploadFile, File(
     async with web.actions.upload_slots:
         data = await file.read(web.settings.scoring.max_bytes + 1)
         await file.close()
-        view = await web.actions.upload(data)
-    return JSONResponse(detail(view), 201, headers={"Location": f"/api/images/{view.key}"})
+        uploaded = await web.actions.upload(data)
+    view = uploaded.view
+    return JSONResponse({**detail(view), "note": uploaded.note}, 201,
+                        headers={"Location": f"/api/images/{view.key}"})
 
 
 @router.post("/images/{key}/rescore", response_model=ImageDetail,

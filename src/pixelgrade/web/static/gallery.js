@@ -93,6 +93,8 @@
       badge.textContent = image.score === null ? "N/A" : image.score;
       link.append(img);
       li.append(link, badge, document.createTextNode(" " + name + (image.band ? " · " + image.band : "")));
+      // Scored by another process (pixelgrade watch) first: its score is the one kept.
+      if (image.note) li.append(document.createTextNode(" (" + image.note + ")"));
     };
     // The chips' counts, as the table now stands (uploads add rows).
     const refreshCounts = async () => {
