@@ -179,6 +179,15 @@ def backfill(
                                                min=0.001)] = None,
     concurrency: ConcurrencyOpt = 16,
     workers: WorkersOpt = None,
+    executor: Annotated[str, typer.Option(
+        help="Where images are fetched and scored: local (processes on this machine), dask "
+        "(the workers of the Dask cluster at --scheduler) or dask-local (a Dask LocalCluster "
+        "of --workers processes).")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786.")] = None,
+    chunk_size: Annotated[int, typer.Option(
+        help="Rows per task: each worker fetches and scores this many at a time.",
+        min=1)] = 8,
     limit: Annotated[int | None, typer.Option(help="Stop after this many rows.", min=1)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="A line for every image.")] = False,
@@ -217,6 +226,8 @@ def backfill(
       pixelgrade backfill --batch-size 10 --delay 2000    # the original script's pace
 
       pixelgrade backfill --db supabase --bucket photos --path-column storage_path
+
+      pixelgrade backfill --executor dask --scheduler tcp://10.0.0.5:8786
     """
     console = Console(stderr=as_json, highlight=False, soft_wrap=True)
     try:
@@ -230,7 +241,8 @@ def backfill(
             selection=Selection(retry_failed=retry_failed,
                                 rescore_version=SCORER_VERSION if rescore_version else None),
             workers=workers or os.cpu_count() or 1,
-            concurrency=concurrency, checkpoint=checkpoint, error_log=error_log,
+            concurrency=concurrency, executor=executor, scheduler=scheduler,
+            chunk_size=chunk_size, checkpoint=checkpoint, error_log=error_log,
             resume=resume, url_template=url_template, root=root,
             scoring=ScoringConfig(max_bytes=max_bytes),
             storage=_storage(bucket, public_bucket),

@@ -67,3 +67,8 @@ class BackfillLockedError(StoreError):
 
 class CheckpointError(PixelgradeError):
     """The checkpoint file is unreadable or belongs to another database or table."""
+
+
+class ExecutorError(PixelgradeError):
+    """The executor that fetches and scores cannot be used: an unreachable Dask scheduler,
+    Dask not installed, a bad ``--executor`` value."""

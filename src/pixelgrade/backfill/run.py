@@ -23,11 +23,13 @@ from rich.console import Console
 from pixelgrade.backfill import checkpoint as checkpoints
 from pixelgrade.backfill.engine import BatchDone, Engine, EngineOptions
 from pixelgrade.backfill.errorlog import ErrorLog
-from pixelgrade.backfill.images import ImageScorer, Locator, RowResult, count_batch, make_pool
+from pixelgrade.backfill.executors import ChunkExecutor, open_executor
+from pixelgrade.backfill.images import ChunkScorer, Locator, RowResult, count_batch
 from pixelgrade.backfill.progress import PlainProgress, RichProgress, Tally
+from pixelgrade.backfill.work import Credentials, WorkSettings
 from pixelgrade.errors import CheckpointError, StoreError
 from pixelgrade.scoring import SCORER_VERSION, ScoringConfig
-from pixelgrade.sources.http import HttpFetcher, HttpPolicy
+from pixelgrade.sources.http import HttpPolicy
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import Outcome, Row, Selection, Store
 from pixelgrade.stores.sql import key_to_json
@@ -38,7 +40,14 @@ class BackfillOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     selection: Selection = field(default_factory=Selection)
     workers: int = 1
+    #: Downloads in flight, in total over the workers.
     concurrency: int = 16
+    #: Where rows are fetched and scored: ``local``, ``dask`` (with ``scheduler``) or
+    #: ``dask-local`` (see :mod:`pixelgrade.backfill.executors`).
+    executor: str = "local"
+    scheduler: str | None = None
+    #: Rows per task sent to a worker.
+    chunk_size: int = 8
     checkpoint: Path = Path("backfill-checkpoint.json")
     error_log: Path = Path("backfill-errors.log")
     resume: bool = False
@@ -175,15 +184,13 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         tally.failed += failed
         progress.batch(tally, done.index, succeeded, failed)
 
-    http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
     async with AsyncExitStack() as stack:
-        fetcher = await stack.enter_async_context(
-            HttpFetcher(http_policy, concurrency=options.concurrency,
-                        origin_headers=_credentials(options)))
-        pool = stack.enter_context(make_pool(options.workers))
-        scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
-                             Locator(options.url_template, options.root, options.storage))
-        stack.callback(scorer.close)
+        executor = await stack.enter_async_context(
+            open_executor(options.executor, options.workers, options.scheduler))
+        if options.executor != "local":
+            console.print(f"Fetching and scoring on {executor.describe()}.", highlight=False)
+        scorer = _scorer(options, executor)
+        stack.push_async_callback(scorer.aclose)
         engine: Engine[Row, RowResult] = Engine(
             _StoreCollection(store, options.selection), scorer, options.engine,
             start_after=start_after, retry_items=retry_rows, on_batch=on_batch)
@@ -211,8 +218,18 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
     return report
 
 
-def _credentials(options: BackfillOptions) -> dict[str, dict[str, str]]:
-    return options.storage.credentials() if options.storage is not None else {}
+def _scorer(options: BackfillOptions, executor: ChunkExecutor) -> ChunkScorer:
+    """The per-row work: chunks fetched and scored by ``executor``'s workers, each with its
+    share of ``--concurrency``."""
+    settings = WorkSettings(
+        scoring=options.scoring,
+        http=options.http or HttpPolicy(max_bytes=options.scoring.max_bytes),
+        concurrency=max(1, math.ceil(options.concurrency / executor.workers)),
+        credentials=Credentials(
+            options.storage.credentials() if options.storage is not None else {}))
+    return ChunkScorer(executor, settings,
+                       Locator(options.url_template, options.root, options.storage),
+                       chunk_size=options.chunk_size)
 
 
 def _install_handlers(engine: Engine[Row, RowResult], console: Console) -> Callable[[], None]:
@@ -272,21 +289,17 @@ def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> Dr
         todo = min(todo, options.engine.limit)
 
     async def score_sample() -> tuple[list[RowResult], float]:
-        http_policy = options.http or HttpPolicy(max_bytes=options.scoring.max_bytes)
-        async with HttpFetcher(http_policy, concurrency=options.concurrency,
-                               origin_headers=_credentials(options)) as fetcher:
-            with make_pool(options.workers) as pool:
-                scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
-                                     Locator(options.url_template, options.root, options.storage))
-                # Warm the pool so process start-up does not count against the estimate.
-                await asyncio.gather(*(asyncio.get_running_loop().run_in_executor(pool, abs, 0)
-                                       for _ in range(options.workers)))
-                started = time.monotonic()
-                try:
-                    results = list(await asyncio.gather(*(scorer(row) for row in rows)))
-                finally:
-                    scorer.close()
-                return results, time.monotonic() - started
+        # The executor starts its workers first, so their start-up does not count against
+        # the estimate.
+        async with open_executor(options.executor, options.workers,
+                                 options.scheduler) as executor:
+            scorer = _scorer(options, executor)
+            started = time.monotonic()
+            try:
+                results = list(await asyncio.gather(*(scorer(row) for row in rows)))
+            finally:
+                await scorer.aclose()
+            return results, time.monotonic() - started
 
     results, seconds = asyncio.run(score_sample()) if rows else ([], 0.0)
     rate = len(results) / seconds if results and seconds > 0 else None
