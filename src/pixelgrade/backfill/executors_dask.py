@@ -78,6 +78,7 @@ class DaskExecutor:
         self.cluster = cluster
         self.where = where
         self.workers = max(1, sum(client.nthreads().values()))
+        self._alone: asyncio.Lock | None = None
 
     @classmethod
     def connect(cls, address: str | None) -> DaskExecutor:
@@ -139,7 +140,13 @@ class DaskExecutor:
 
     async def run_alone(self, task: ChunkTask, location: str,
                         settings: WorkSettings) -> dict[str, Any]:
-        return (await self.run(task, [location], settings))[0]
+        """One row as a task of its own, one such task at a time: Dask holds every task that
+        was on a worker when it died suspect (not only the running one), so rows tried alone
+        side by side could be blamed for the one that crashes."""
+        if self._alone is None:
+            self._alone = asyncio.Lock()
+        async with self._alone:
+            return (await self.run(task, [location], settings))[0]
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
