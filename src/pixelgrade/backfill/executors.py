@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
@@ -81,6 +81,8 @@ class LocalExecutor:
         self.pool: ProcessPoolExecutor = scoring_pool(workers)
         self._broken: list[ProcessPoolExecutor] = []
         self._solo_slots = asyncio.Semaphore(workers)
+        #: Chunks submitted to the pool and not finished (still running if abandoned).
+        self._submitted: set[Future[list[dict[str, Any]]]] = set()
 
     @property
     def slots(self) -> int:
@@ -96,10 +98,12 @@ class LocalExecutor:
 
     async def run(self, task: ChunkTask, locations: Sequence[str],
                   settings: WorkSettings) -> list[dict[str, Any]]:
-        loop = asyncio.get_running_loop()
         pool = self.pool
         try:
-            return await loop.run_in_executor(pool, task, list(locations), settings)
+            submitted = pool.submit(task, list(locations), settings)
+            self._submitted.add(submitted)
+            submitted.add_done_callback(self._submitted.discard)
+            return await asyncio.wrap_future(submitted)
         except BrokenProcessPool as exc:
             if self.pool is pool:  # the first chunk to notice replaces the pool for everyone
                 self._broken.append(pool)
@@ -119,6 +123,13 @@ class LocalExecutor:
                 solo.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
+        """Shut the pools down. Chunks still running were abandoned (a second Ctrl-C): their
+        processes are terminated rather than waited for, as a download may take minutes."""
+        if any(not submitted.done() for submitted in list(self._submitted)):
+            # ProcessPoolExecutor has no public way to stop running work before Python 3.14
+            # (terminate_workers), hence its private process table.
+            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                process.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
         for pool in self._broken:
             pool.shutdown(wait=True, cancel_futures=True)
