@@ -8,6 +8,7 @@ anything and estimates how long the real run will take.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import signal
@@ -192,8 +193,9 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         scorer = _scorer(options, executor)
         stack.push_async_callback(scorer.aclose)
         engine: Engine[Row, RowResult] = Engine(
-            _StoreCollection(store, options.selection), scorer, options.engine,
-            start_after=start_after, retry_items=retry_rows, on_batch=on_batch)
+            _StoreCollection(store, options.selection), scorer,
+            _enough_ahead(options, executor), start_after=start_after, retry_items=retry_rows,
+            on_batch=on_batch)
         remove_handlers = _install_handlers(engine, console) if install_signal_handlers \
             else (lambda: None)
         progress.start(tally)
@@ -216,6 +218,18 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
     state.cursor = key_to_json(summary.cursor)
     checkpoints.save(options.checkpoint, state)
     return report
+
+
+def _enough_ahead(options: BackfillOptions, executor: ChunkExecutor) -> EngineOptions:
+    """The engine options, with enough batches read ahead to keep every chunk slot of the
+    executor filled (a Dask cluster of 100 workers takes more rows at once than two batches of
+    100): rows waiting cost a few hundred bytes each, images are never held here."""
+    batch_size = options.engine.batch_size
+    chunk_size = min(options.chunk_size, batch_size)  # chunks are cut from one batch's rows
+    needed = math.ceil(executor.slots * chunk_size / batch_size) + 1
+    if needed <= options.engine.batches_ahead:
+        return options.engine
+    return dataclasses.replace(options.engine, batches_ahead=needed)
 
 
 def _scorer(options: BackfillOptions, executor: ChunkExecutor) -> ChunkScorer:
