@@ -137,22 +137,20 @@ def test_a_chunk_that_keeps_killing_workers_is_split(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(jpeg())
     rows = [Row(i, str(tmp_path / name)) for i, name in enumerate(names)]
 
-    async def run(executor: DaskExecutor) -> list[RowResult]:
+    async def run() -> list[RowResult]:
+        # A task is given up (KilledWorker) the first time a worker dies running it, not the
+        # fourth: each death costs a worker restart, seconds on a busy machine.
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            executor = await DaskExecutor.local_cluster(2)
         scorer = ChunkScorer(executor, WorkSettings(), Locator(), chunk_size=4,
                              task=score_chunk_or_die)
         try:
             return list(await asyncio.gather(*(scorer(row) for row in rows)))
         finally:
             await scorer.aclose()
+            await executor.aclose()
 
-    # A task is given up (KilledWorker) the first time a worker dies running it, not the
-    # fourth: each death costs a worker restart, seconds on a busy machine.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        executor = DaskExecutor.local_cluster(2)
-    try:
-        results = asyncio.run(run(executor))
-    finally:
-        executor.close()
+    results = asyncio.run(run())
     by_name = {Path(result.row.location or "").name: result for result in results}
     crashed = by_name["crash.jpg"]
     assert crashed.failure is not None and crashed.failure.kind == "worker_crash"

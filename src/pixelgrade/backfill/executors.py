@@ -161,9 +161,9 @@ async def open_executor(kind: str, workers: int, scheduler: str | None = None
         return
     from pixelgrade.backfill.executors_dask import DaskExecutor
 
-    dask = await asyncio.to_thread(DaskExecutor.connect, scheduler) if kind == "dask" else \
-        await asyncio.to_thread(DaskExecutor.local_cluster, workers)
+    dask = await (DaskExecutor.connect(scheduler) if kind == "dask"
+                  else DaskExecutor.local_cluster(workers))
     try:
         yield dask
     finally:
-        await asyncio.to_thread(dask.close)
+        await dask.aclose()

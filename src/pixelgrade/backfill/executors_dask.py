@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,7 +49,7 @@ def _unreachable(address: str, cause: object) -> str:
             "machine alone with --executor dask-local or local")
 
 
-def _probe(address: str) -> None:
+async def _probe(address: str) -> None:
     """Fail fast, with a clear message, when nothing listens at a tcp/tls address (the Dask
     client would otherwise retry for its whole connect timeout)."""
     try:
@@ -62,62 +61,76 @@ def _probe(address: str) -> None:
         raise ExecutorError(f"--scheduler {address!r} is not a Dask address ({exc}): write it "
                             "as tcp://HOST:8786") from exc
     try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
-            pass
-    except OSError as exc:
-        raise ExecutorError(_unreachable(address, exc.strerror or exc)) from exc
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                           CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise ExecutorError(_unreachable(address, getattr(exc, "strerror", None) or
+                                         exc or "timed out")) from exc
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
 
 
 class DaskExecutor:
     """Chunks as Dask tasks; see the module docstring. Make one with :meth:`connect` or
-    :meth:`local_cluster`."""
+    :meth:`local_cluster`, in the event loop that will use it: the client is asynchronous and
+    shares that loop, so waiting for a chunk's result costs no thread."""
 
     def __init__(self, client: distributed.Client, cluster: distributed.LocalCluster | None,
-                 where: str) -> None:
+                 where: str, workers: int) -> None:
         self.client = client
         self.cluster = cluster
         self.where = where
-        self.workers = max(1, sum(client.nthreads().values()))
-        self._alone: asyncio.Lock | None = None
+        self.workers = max(1, workers)
+        self._alone = asyncio.Lock()
 
     @classmethod
-    def connect(cls, address: str | None) -> DaskExecutor:
+    async def connect(cls, address: str | None) -> DaskExecutor:
         """A client of the scheduler at ``address``, once it has at least one worker."""
         if not address:
             raise ExecutorError("--executor dask needs --scheduler tcp://HOST:8786")
-        _probe(address)
+        await _probe(address)
         try:
-            client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            client = await distributed.Client(address, asynchronous=True,
+                                              timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise ExecutorError(_unreachable(address, exc)) from exc
         try:
-            client.wait_for_workers(1, timeout=WORKER_WAIT)
+            await client.wait_for_workers(1, timeout=WORKER_WAIT)
+            workers = sum((await client.nthreads()).values())
         except TimeoutError as exc:
-            client.close()
+            await client.close()
             raise ExecutorError(
                 f"the Dask scheduler at {address} has no workers after {WORKER_WAIT:g} s: "
                 f"start some with `dask worker {address} --nthreads 1` on each machine "
                 "(pixelgrade must be installed there too)") from exc
-        return cls(client, None, f"the Dask scheduler at {address}")
+        except BaseException:
+            await client.close()
+            raise
+        return cls(client, None, f"the Dask scheduler at {address}", workers)
 
     @classmethod
-    def local_cluster(cls, workers: int) -> DaskExecutor:
+    async def local_cluster(cls, workers: int) -> DaskExecutor:
         """A ``LocalCluster`` of ``workers`` worker processes with one thread each."""
         if workers < 1:
             raise ValueError("--workers must be at least 1")
-        cluster = distributed.LocalCluster(
+        cluster = await distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-            silence_logs=logging.ERROR)
+            silence_logs=logging.ERROR, asynchronous=True)
         try:
-            client = distributed.Client(cluster, set_as_default=False)
-            # Ctrl-C in the terminal reaches the workers too (same process group); the driver
-            # finishes the chunks in flight, so they must not die of it.
-            client.register_plugin(_IgnoreInterrupts(), name="pixelgrade-ignore-sigint")
-            client.wait_for_workers(workers, timeout=WORKER_WAIT)
+            client = await distributed.Client(cluster, asynchronous=True, set_as_default=False)
+            try:
+                # Ctrl-C in the terminal reaches the workers too (same process group); the
+                # driver finishes the chunks in flight, so they must not die of it.
+                await client.register_plugin(_IgnoreInterrupts(), name="pixelgrade-sigint")
+                await client.wait_for_workers(workers, timeout=WORKER_WAIT)
+            except BaseException:
+                await client.close()
+                raise
         except BaseException:
-            cluster.close()
+            await cluster.close()
             raise
-        return cls(client, cluster, "a Dask LocalCluster")
+        return cls(client, cluster, "a Dask LocalCluster", workers)
 
     @property
     def slots(self) -> int:
@@ -131,9 +144,10 @@ class DaskExecutor:
 
     async def run(self, task: ChunkTask, locations: Sequence[str],
                   settings: WorkSettings) -> list[dict[str, Any]]:
+        # Abandoned (cancelled) chunks are forgotten by the scheduler when the client closes.
         future = self.client.submit(task, list(locations), settings, pure=False)
         try:
-            result: list[dict[str, Any]] = await _wait(future)
+            result: list[dict[str, Any]] = await future
         except distributed.KilledWorker as exc:
             raise ChunkCrashed(str(exc)) from exc
         return result
@@ -143,17 +157,15 @@ class DaskExecutor:
         """One row as a task of its own, one such task at a time: Dask holds every task that
         was on a worker when it died suspect (not only the running one), so rows tried alone
         side by side could be blamed for the one that crashes."""
-        if self._alone is None:
-            self._alone = asyncio.Lock()
         async with self._alone:
             return (await self.run(task, [location], settings))[0]
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         with contextlib.suppress(Exception):
-            self.client.close()
+            await self.client.close()
         if self.cluster is not None:
             with contextlib.suppress(Exception):
-                self.cluster.close()
+                await self.cluster.close()
 
 
 class _IgnoreInterrupts(distributed.WorkerPlugin):
@@ -162,34 +174,3 @@ class _IgnoreInterrupts(distributed.WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-async def _wait(future: distributed.Future) -> Any:
-    """Await a Dask future from asyncio code (the synchronous client runs its own loop in a
-    thread); cancelling the wait cancels the task."""
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[Any] = loop.create_future()
-
-    def settle(value: Any, error: BaseException | None) -> None:
-        if waiter.done():
-            return
-        if error is not None:
-            waiter.set_exception(error)
-        else:
-            waiter.set_result(value)
-
-    def done(finished: distributed.Future) -> None:  # in the client's callback thread
-        value, error = None, None
-        try:
-            value = finished.result()
-        except BaseException as exc:  # handed to the awaiting task
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(settle, value, error)
-
-    future.add_done_callback(done)
-    try:
-        return await waiter
-    except asyncio.CancelledError:
-        future.cancel()
-        raise
