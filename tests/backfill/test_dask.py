@@ -20,6 +20,7 @@ from pathlib import Path
 
 import dask
 import pytest
+from distributed import LocalCluster
 from rich.console import Console
 
 from pixelgrade.backfill import BackfillOptions, EngineOptions, run_backfill
@@ -176,6 +177,28 @@ def test_dask_local_through_the_cli(tmp_path: Path) -> None:
     rows = tables.rows(db)
     assert [rows[i]["quality_status"] for i in ids] == ["scored"] * 3 + ["failed"]
     assert rows[ids[3]]["quality_details"]["kind"] == "not_found"
+
+
+def test_an_existing_cluster_through_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(jpeg())
+    db = f"sqlite:///{tmp_path / 'library.db'}"
+    ids = tables.pixelgrade_table(db, ["a.jpg", "a.jpg", "gone.jpg"])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        dry = _cli("backfill", "--db", db, "--executor", "dask", "--scheduler", address,
+                   "--dry-run")
+        result = _cli("backfill", "--db", db, "--executor", "dask", "--scheduler", address,
+                      "--checkpoint", str(tmp_path / "checkpoint.json"),
+                      "--error-log", str(tmp_path / "errors.log"))
+
+    assert dry.exit_code == 0, dry.output
+    assert "Found 3 images without quality scores" in dry.output
+    assert result.exit_code == 0, result.output
+    assert f"Fetching and scoring on the Dask scheduler at {address}, 1 worker thread" in (
+        " ".join(result.output.split()))
+    rows = tables.rows(db)
+    assert [rows[i]["quality_status"] for i in ids] == ["scored", "scored", "failed"]
 
 
 def _free_port() -> int:
