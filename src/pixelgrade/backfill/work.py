@@ -89,22 +89,35 @@ class WorkSettings:
 def score_chunk(locations: Sequence[str], settings: WorkSettings) -> list[dict[str, Any]]:
     """Fetch (or read) and score each location; one result dict per location, in order.
 
-    Never raises for a bad image or an unreachable URL: those are results. Runs in a worker
-    process; see the module docstring.
+    Downloads run ahead of the scoring, at most ``settings.concurrency`` of them started and
+    not yet scored, so a worker holds that many images at most whatever the chunk size. Never
+    raises for a bad image or an unreachable URL: those are results. Runs in a worker process;
+    see the module docstring.
     """
     _configure_process()
     results: dict[int, dict[str, Any]] = {}
-    urls = [i for i, location in enumerate(locations) if is_url(location)]
+    waiting = [i for i, location in enumerate(locations) if is_url(location)]
+    waiting.reverse()  # popped from the end: in chunk order
     downloads: dict[concurrent.futures.Future[bytes], int] = {}
-    if urls:
-        fetcher = _fetcher_for(settings)
-        downloads = {fetcher.start(locations[i]): i for i in urls}
+    fetcher = _fetcher_for(settings) if waiting else None
+
+    def start_downloads() -> None:
+        while fetcher is not None and waiting and len(downloads) < settings.concurrency:
+            i = waiting.pop()
+            downloads[fetcher.start(locations[i])] = i
+
     try:
+        start_downloads()
         for i, location in enumerate(locations):
             if not is_url(location):
                 results[i] = _score_file(location, settings.scoring)
-        for download in concurrent.futures.as_completed(downloads):
-            results[downloads[download]] = _score_download(download, settings.scoring)
+        while downloads:
+            done, _ = concurrent.futures.wait(downloads,
+                                              return_when=concurrent.futures.FIRST_COMPLETED)
+            for download in done:
+                i = downloads.pop(download)
+                start_downloads()  # before scoring: the next bytes arrive meanwhile
+                results[i] = _score_download(download, settings.scoring)
     finally:
         for download in downloads:
             download.cancel()
