@@ -33,13 +33,16 @@ ChunkTask = Callable[[Sequence[str], WorkSettings], list[dict[str, Any]]]
 
 EXECUTORS = ("local", "dask", "dask-local")
 
+#: Local worker processes per core: one scores while the other waits for its downloads.
+LANES = 2
+
 
 class ChunkCrashed(Exception):
     """The process (or Dask worker) running a chunk died before returning its results."""
 
 
 class ChunkExecutor(Protocol):
-    #: Worker processes (threads, on Dask) that score chunks at once.
+    #: Processes (threads, on Dask) that take chunks at once; --concurrency is shared among them.
     workers: int
 
     @property
@@ -66,7 +69,12 @@ class ChunkExecutor(Protocol):
 
 
 class LocalExecutor:
-    """Chunks in a pool of ``workers`` local scoring processes (forkserver started).
+    """Chunks in a pool of local processes (forkserver started), ``lanes`` per core.
+
+    ``workers`` processes score at once (one per core: ``--workers``), but the pool has
+    ``lanes`` times as many: a process waiting for its chunk's first downloads leaves the core
+    to another that has bytes to score (see :class:`pixelgrade.backfill.work.ScoreGate`). On
+    loopback it changes nothing; with a first byte 100 ms away it keeps the cores busy.
 
     A process that dies breaks the whole pool (every chunk in flight fails with
     ``BrokenProcessPool``): the first chunk to notice replaces the pool, and each failed chunk
@@ -74,22 +82,31 @@ class LocalExecutor:
     at most ``workers`` at a time.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, lanes: int = LANES) -> None:
         if workers < 1:
             raise ValueError("--workers must be at least 1")
-        self.workers = workers
-        self.pool: ProcessPoolExecutor = scoring_pool(workers)
+        if lanes < 1:
+            raise ValueError("lanes must be at least 1")
+        self.cores = workers
+        #: Processes that take chunks (the executor's ``workers``).
+        self.workers = workers * lanes
+        self.pool: ProcessPoolExecutor = self._new_pool()
         self._broken: list[ProcessPoolExecutor] = []
-        self._solo_slots = asyncio.Semaphore(workers)
+        self._solo_slots = asyncio.Semaphore(self.cores)
         #: Chunks submitted to the pool and not finished (still running if abandoned).
         self._submitted: set[Future[list[dict[str, Any]]]] = set()
 
+    def _new_pool(self) -> ProcessPoolExecutor:
+        cpu_slots = self.cores if self.workers > self.cores else None
+        return scoring_pool(self.workers, cpu_slots=cpu_slots)
+
     @property
     def slots(self) -> int:
-        return 2 * self.workers
+        return self.workers + self.cores
 
     def describe(self) -> str:
-        return f"{self.workers} local scoring process{'es' if self.workers > 1 else ''}"
+        return (f"{self.workers} local processes, {self.cores} scoring at a time"
+                if self.workers > self.cores else f"{self.workers} local processes")
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -107,7 +124,7 @@ class LocalExecutor:
         except BrokenProcessPool as exc:
             if self.pool is pool:  # the first chunk to notice replaces the pool for everyone
                 self._broken.append(pool)
-                self.pool = scoring_pool(self.workers)
+                self.pool = self._new_pool()
             raise ChunkCrashed(str(exc)) from exc
 
     async def run_alone(self, task: ChunkTask, location: str,

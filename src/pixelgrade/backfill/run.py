@@ -223,11 +223,12 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
 def _enough_ahead(options: BackfillOptions, executor: ChunkExecutor) -> EngineOptions:
     """The engine options, with enough batches read ahead to keep every chunk slot of the
     executor filled (a Dask cluster of 100 workers takes more rows at once than two batches of
-    100): rows waiting cost a few hundred bytes each, images are never held here."""
+    100): rows waiting cost a few hundred bytes each, images are never held here. Batches
+    smaller than a chunk are a request for small steps (gentle pacing, a quick stop on
+    Ctrl-C), so their read-ahead stays as configured."""
     batch_size = options.engine.batch_size
-    chunk_size = min(options.chunk_size, batch_size)  # chunks are cut from one batch's rows
-    needed = math.ceil(executor.slots * chunk_size / batch_size) + 1
-    if needed <= options.engine.batches_ahead:
+    needed = math.ceil(executor.slots * options.chunk_size / batch_size) + 1
+    if batch_size < options.chunk_size or needed <= options.engine.batches_ahead:
         return options.engine
     return dataclasses.replace(options.engine, batches_ahead=needed)
 

@@ -129,7 +129,7 @@ def _score_file(path: str, config: ScoringConfig) -> dict[str, Any]:
         data = read_file(path, config.max_bytes)
     except (FetchError, ImageTooLargeError) as exc:
         return _read_failure(exc)
-    return _trim(score_bytes(data, config).to_dict())
+    return _score(data, config)
 
 
 def _score_download(download: concurrent.futures.Future[bytes],
@@ -138,7 +138,12 @@ def _score_download(download: concurrent.futures.Future[bytes],
         data = download.result()
     except (FetchError, ImageTooLargeError) as exc:
         return _read_failure(exc)
-    return _trim(score_bytes(data, config).to_dict())
+    return _score(data, config)
+
+
+def _score(data: bytes, config: ScoringConfig) -> dict[str, Any]:
+    with score_gate():
+        return _trim(score_bytes(data, config).to_dict())
 
 
 def _read_failure(exc: FetchError | ImageTooLargeError) -> dict[str, Any]:
@@ -150,6 +155,36 @@ def _read_failure(exc: FetchError | ImageTooLargeError) -> dict[str, Any]:
 
 def _trim(report: dict[str, Any]) -> dict[str, Any]:
     return {key: report[key] for key in RESULT_KEYS if key in report}
+
+
+class ScoreGate:
+    """Caps how many processes of a pool score at once (``with score_gate(): ...``).
+
+    The local executor runs more worker processes than cores, so that while one waits for its
+    downloads (a slow image host, a first byte 100 ms away) another has images to score; the
+    semaphore, shared by the pool's processes, keeps the scoring itself to one process per
+    core. Without one installed (Dask workers, the other pools) it lets everything through.
+    """
+
+    def __init__(self) -> None:
+        self._semaphore: Any = None
+
+    def install(self, semaphore: Any) -> None:
+        self._semaphore = semaphore
+
+    def __enter__(self) -> None:
+        if self._semaphore is not None:
+            self._semaphore.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._semaphore is not None:
+            self._semaphore.release()
+
+
+@functools.cache
+def score_gate() -> ScoreGate:
+    """This process's :class:`ScoreGate` (installed by the pool's initializer)."""
+    return ScoreGate()
 
 
 @functools.cache
