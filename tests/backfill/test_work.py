@@ -3,10 +3,12 @@ downloads overlapping (run here, in the test process, as a worker would run it).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from pixelgrade.backfill.work import WorkSettings, _fetcher_for, score_chunk
+from pixelgrade.scoring import ScoringConfig
 from tests.backfill.conftest import ImageServer, jpeg
 from tests.backfill.test_backfill import FAST_HTTP
 
@@ -43,3 +45,20 @@ def test_a_chunk_of_every_kind_of_location(image_server: ImageServer, tmp_path: 
     # Six downloads held DELAY seconds each by the server, three at a time (the concurrency):
     # two rounds, not six.
     assert DELAY * 2 <= seconds < DELAY * 4, seconds
+
+
+def test_over_the_size_cap_is_a_permanent_failure(image_server: ImageServer,
+                                                  tmp_path: Path) -> None:
+    (tmp_path / "big.jpg").write_bytes(jpeg())
+    limit = len(jpeg()) - 1
+    settings = WorkSettings(scoring=ScoringConfig(max_bytes=limit),
+                            http=dataclasses.replace(FAST_HTTP, max_bytes=limit))
+    try:
+        results = score_chunk([image_server.url("/good.jpg"), str(tmp_path / "big.jpg")],
+                              settings)
+    finally:
+        _fetcher_for(settings).close()
+    for result in results:
+        assert (result["status"], result["kind"], result["transient"]) == (
+            "fetch_error", "too_large", False)
+        assert "limit" in result["reason"]

@@ -72,9 +72,10 @@ class LocalExecutor:
     """Chunks in a pool of local processes (forkserver started), ``lanes`` per core.
 
     ``workers`` processes score at once (``--workers``, one per core by default), but the
-    pool has ``lanes`` times as many: a process waiting for its chunk's first downloads leaves the core
-    to another that has bytes to score (see :class:`pixelgrade.backfill.work.ScoreGate`). On
-    loopback it changes nothing; with a first byte 100 ms away it keeps the cores busy.
+    pool has ``lanes`` times as many: a process waiting for its chunk's first downloads
+    leaves the core to another that has bytes to score (see
+    :class:`pixelgrade.backfill.work.ScoreGate`). On loopback it changes nothing; with a
+    first byte 100 ms away it keeps the cores busy.
 
     A process that dies breaks the whole pool (every chunk in flight fails with
     ``BrokenProcessPool``): the first chunk to notice replaces the pool, and each failed chunk

@@ -9,14 +9,14 @@ chunks only sends locations and receives these dicts, so its CPU per image stays
 millisecond and the cores are left to decoding.
 
 Within a chunk, downloads overlap scoring: the fetcher lives on an event loop in a thread of the
-worker process, every download of the chunk is started at once, and the calling thread scores
-each image as soon as its bytes arrive (decoding releases the GIL). The fetcher is kept for
-the next chunks of the same run (``WorkSettings.run``), so connections are reused.
+worker process, up to ``WorkSettings.concurrency`` downloads run ahead, and the calling thread
+scores each image as soon as its bytes arrive (decoding releases the GIL). The fetcher is kept
+for the next chunks of the same run (``WorkSettings.run``), so connections are reused.
 
 The dicts: a scoring report trimmed to what the backfill writes (``status`` ``scored``,
-``skipped`` or ``failed``, ``score``, ``reason``, the details keys), a ``failed`` one with
-``kind="too_large"``, or ``{"status": "fetch_error", "kind", "reason", "transient"}`` when
-the bytes could not be had.
+``skipped`` or ``failed``, ``score``, ``reason``, the details keys), or
+``{"status": "fetch_error", "kind", "reason", "transient"}`` when the bytes could not be had
+(``kind="too_large"`` when they are over the size cap).
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def _score(data: bytes, config: ScoringConfig) -> dict[str, Any]:
 
 def _read_failure(exc: FetchError | ImageTooLargeError) -> dict[str, Any]:
     if isinstance(exc, ImageTooLargeError):
-        return {"status": "failed", "kind": "too_large", "reason": str(exc)}
+        return {"status": "fetch_error", "kind": "too_large", "reason": str(exc),
+                "transient": False}
     return {"status": "fetch_error", "kind": exc.kind, "reason": str(exc),
             "transient": exc.transient}
 
