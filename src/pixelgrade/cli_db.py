@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pixelgrade.backfill import BackfillOptions, EngineOptions, dry_run, run_backfill
 from pixelgrade.backfill.progress import human_duration, make_progress
@@ -65,7 +66,9 @@ def _spec(table: str, id_column: str, url_column: str, score_column: str) -> Tab
 
 
 def _fail(console: Console, exc: Exception, code: int = 1) -> typer.Exit:
-    console.print(f"[red]Error:[/] {exc}", highlight=False)
+    # Escaped: messages hold brackets ("pip install 'pixelgrade[dask]'", IPv6 hosts) that
+    # Rich would otherwise take for markup and drop.
+    console.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False)
     return typer.Exit(code)
 
 

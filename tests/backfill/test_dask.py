@@ -15,6 +15,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -235,3 +236,16 @@ def test_storage_credentials_never_show_in_a_repr() -> None:
 
     copy = pickle.loads(pickle.dumps(settings))  # how they reach the workers
     assert copy.credentials.headers == {"https://project.supabase.co": {"apikey": "s3cret-key"}}
+
+
+def test_without_dask_installed_the_error_says_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    monkeypatch.delitem(sys.modules, "pixelgrade.backfill.executors_dask")
+    db = f"sqlite:///{tmp_path / 'library.db'}"
+    tables.pixelgrade_table(db, ["a.jpg"])
+
+    result = _cli("backfill", "--db", db, "--executor", "dask-local")
+
+    assert result.exit_code == 1, result.output
+    assert "pip install 'pixelgrade[dask]'" in " ".join(result.output.split())

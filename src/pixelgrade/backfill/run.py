@@ -189,7 +189,8 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         executor = await stack.enter_async_context(
             open_executor(options.executor, options.workers, options.scheduler))
         if options.executor != "local":
-            console.print(f"Fetching and scoring on {executor.describe()}.", highlight=False)
+            console.print(f"Fetching and scoring on {executor.describe()}.", highlight=False,
+                          markup=False)
         scorer = _scorer(options, executor)
         stack.push_async_callback(scorer.aclose)
         engine: Engine[Row, RowResult] = Engine(
