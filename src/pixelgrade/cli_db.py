@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pixelgrade.backfill import BackfillOptions, EngineOptions, dry_run, run_backfill
 from pixelgrade.backfill.progress import human_duration, make_progress
@@ -66,7 +67,9 @@ def _spec(table: str, id_column: str, url_column: str, score_column: str) -> Tab
 
 
 def _fail(console: Console, exc: Exception, code: int = 1) -> typer.Exit:
-    console.print(f"[red]Error:[/] {exc}", highlight=False)
+    # Escaped: messages hold brackets ("pip install 'pixelgrade[dask]'", IPv6 hosts) that
+    # Rich would otherwise take for markup and drop.
+    console.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False)
     return typer.Exit(code)
 
 
@@ -180,6 +183,15 @@ def backfill(
                                                min=0.001)] = None,
     concurrency: ConcurrencyOpt = 16,
     workers: WorkersOpt = None,
+    executor: Annotated[str, typer.Option(
+        help="Where images are fetched and scored: local (processes on this machine), dask "
+        "(the workers of the Dask cluster at --scheduler) or dask-local (a Dask LocalCluster "
+        "of --workers processes).")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786.")] = None,
+    chunk_size: Annotated[int, typer.Option(
+        help="Rows per task: each worker fetches and scores this many at a time.",
+        min=1)] = 8,
     limit: Annotated[int | None, typer.Option(help="Stop after this many rows.", min=1)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="A line for every image.")] = False,
@@ -220,6 +232,8 @@ def backfill(
       pixelgrade backfill --batch-size 10 --delay 2000    # the original script's pace
 
       pixelgrade backfill --db supabase --bucket photos --path-column storage_path
+
+      pixelgrade backfill --executor dask --scheduler tcp://10.0.0.5:8786
     """
     console = Console(stderr=as_json, highlight=False, soft_wrap=True)
     try:
@@ -232,7 +246,8 @@ def backfill(
             selection=Selection(retry_failed=retry_failed,
                                 rescore_version=SCORER_VERSION if rescore_version else None),
             workers=workers or os.cpu_count() or 1,
-            concurrency=concurrency, checkpoint=checkpoint, error_log=error_log,
+            concurrency=concurrency, executor=executor, scheduler=scheduler,
+            chunk_size=chunk_size, checkpoint=checkpoint, error_log=error_log,
             resume=resume, url_template=url_template, root=root,
             scoring=ScoringConfig(max_bytes=max_bytes),
             http=network_policy(max_bytes, allow_private_network, allow_host),

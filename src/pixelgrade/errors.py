@@ -87,3 +87,8 @@ class RunFileError(PixelgradeError):
 class CheckpointError(RunFileError):
     """The checkpoint file is unreadable, cannot be written, or belongs to another database or
     table."""
+
+
+class ExecutorError(PixelgradeError):
+    """The executor that fetches and scores cannot be used: an unreachable Dask scheduler,
+    Dask not installed, a bad ``--executor`` value."""

@@ -1,4 +1,5 @@
-"""The process pool that scores images, shared by ``score``, ``demo`` and the backfill.
+"""The process pool that scores images, shared by ``score``, ``demo``, the gallery and the
+backfill.
 
 Workers are started by a *forkserver*, not forked from the caller: a parent that has already
 used OpenCV or NumPy holds thread-pool locks that a plain ``fork()`` would copy in a locked

@@ -24,7 +24,7 @@ import struct
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pixelgrade.backfill import work
 from pixelgrade.backfill.images import score_path
+from pixelgrade.backfill.work import WorkSettings
 from pixelgrade.scoring import ScoringConfig, score_bytes
 from tests import images
 
@@ -366,3 +368,23 @@ def score_path_or_stall(path: str, config: ScoringConfig) -> dict[str, Any]:
         while True:
             time.sleep(1)
     return score_path(path, config)
+
+
+#: A file starting with these bytes makes :func:`score_chunk_or_stall`'s ``score_bytes`` loop.
+STALL_BYTES = b"STALL-FOREVER\n"
+
+
+def _score_bytes_or_stall(data: bytes, config: ScoringConfig) -> Any:
+    if data.startswith(STALL_BYTES):
+        while True:
+            time.sleep(1)
+    return score_bytes(data, config)
+
+
+def score_chunk_or_stall(locations: Sequence[str], settings: WorkSettings
+                         ) -> list[dict[str, Any]]:
+    """Chunk task: the real :func:`~pixelgrade.backfill.work.score_chunk` (downloads, reads,
+    the worker's watchdog), with ``score_bytes`` looping forever on a file that starts with
+    :data:`STALL_BYTES`. Replaces ``score_bytes`` in this worker process only."""
+    work.score_bytes = _score_bytes_or_stall  # type: ignore[assignment]
+    return work.score_chunk(locations, settings)

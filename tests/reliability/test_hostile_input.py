@@ -17,6 +17,7 @@ lower ``--max-pixels``.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import struct
@@ -34,11 +35,13 @@ import pytest
 from rich.console import Console
 
 from pixelgrade.backfill import BackfillOptions, BackfillReport, EngineOptions, run_backfill
-from pixelgrade.backfill.images import ImageScorer
+from pixelgrade.backfill.executors import LocalExecutor
+from pixelgrade.backfill.images import ChunkScorer, ImageScorer, Locator, RowResult
 from pixelgrade.backfill.progress import PlainProgress
+from pixelgrade.backfill.work import WorkSettings
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import ScoringConfig
-from pixelgrade.stores import open_store
+from pixelgrade.stores import Row, open_store
 from tests import images
 from tests.reliability import hostile
 from tests.reliability.report import record
@@ -202,36 +205,78 @@ def _backfill_or_hang(db: str, options: BackfillOptions, *, hard_timeout: float
     return outcome["report"]
 
 
-def test_a_stuck_decoder_is_stopped_and_the_run_goes_on(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A scoring process that never answers (a decoder looping on hostile bytes, stood in by
-    :func:`hostile.score_path_or_stall`) is stopped after ``score_timeout``; its row is failed
-    with ``scoring_timeout``, the images in flight beside it are scored, and the run ends."""
-    monkeypatch.setattr(ImageScorer, "score_path_function",
-                        staticmethod(hostile.score_path_or_stall))
+def test_a_stuck_decoder_is_stopped_and_the_run_goes_on(tmp_path: Path) -> None:
+    """The backfill's workers: an image whose scoring never ends (a decoder looping on hostile
+    bytes, stood in by :func:`hostile.score_chunk_or_stall`, which makes ``score_bytes`` loop
+    on a marked file inside the real ``score_chunk``) gets its process stopped by the worker's
+    own watchdog after ``score_timeout``; the chunk is split, the row tried alone, stopped
+    again and recorded ``scoring_timeout``; the images beside it are scored."""
     good = images.jpeg()
-    names = ["a.jpg", "b.jpg", f"{hostile.STALL_MARK}.jpg", "c.jpg", "d.jpg"]
+    names = ["a.jpg", "b.jpg", "stalls.jpg", "c.jpg", "d.jpg"]
+    for name in names:
+        data = hostile.STALL_BYTES + good if name == "stalls.jpg" else good
+        (tmp_path / name).write_bytes(data)
+    rows = [Row(i, name) for i, name in enumerate(names)]
+    timeout = 3.0
+
+    async def run() -> list[RowResult]:
+        executor = LocalExecutor(1)
+        try:
+            scorer = ChunkScorer(executor, WorkSettings(score_timeout=timeout),
+                                 Locator(root=tmp_path), chunk_size=3,
+                                 task=hostile.score_chunk_or_stall)
+            results = await asyncio.wait_for(asyncio.gather(*(scorer(row) for row in rows)),
+                                             60)
+            await scorer.aclose()
+            return list(results)
+        finally:
+            executor.close()
+
+    started = time.monotonic()
+    results = asyncio.run(run())
+    seconds = time.monotonic() - started
+    by_id = {result.row.id: result for result in results}
+    stalled = by_id[2]
+    assert stalled.outcome is not None and stalled.outcome.status == "failed"
+    assert stalled.failure is not None and stalled.failure.kind == "scoring_timeout"
+    assert "longer than 3 s" in stalled.failure.message
+    for i in (0, 1, 3, 4):
+        outcome = by_id[i].outcome
+        assert outcome is not None and outcome.status == "scored", by_id[i]
+    # Once in its chunk, once alone: two timeouts, plus process start-ups.
+    assert seconds < 2 * timeout + 30, f"{seconds:.1f} s"
+    record("stuck_decoder", rows=len(rows), stuck=1, stopped_after_seconds=timeout,
+           others_scored=4, seconds=round(seconds, 1))
+
+
+def test_a_stuck_decoder_in_watch_or_the_gallery_is_stopped(tmp_path: Path) -> None:
+    """``watch`` and the gallery score one image per task (:class:`ImageScorer`): a task not
+    back within ``score_timeout`` gets the pool's processes stopped, and the image is tried
+    alone, timed out again and recorded ``scoring_timeout``; the others are scored."""
+
+    class StallingScorer(ImageScorer):
+        score_path_function = staticmethod(hostile.score_path_or_stall)
+
+    good = images.jpeg()
+    names = ["a.jpg", f"{hostile.STALL_MARK}.jpg", "b.jpg"]
     for name in names:
         (tmp_path / name).write_bytes(good)
-    db = f"sqlite:///{tmp_path / 'stall.db'}"
-    ids = tables.pixelgrade_table(db, names)
-    timeout = 3.0
-    options = BackfillOptions(engine=EngineOptions(batch_size=8, write_backoff=0.05),
-                              workers=2, concurrency=4, checkpoint=tmp_path / "checkpoint.json",
-                              error_log=tmp_path / "errors.log", root=tmp_path,
-                              score_timeout=timeout)
-    started = time.monotonic()
-    report = _backfill_or_hang(db, options, hard_timeout=60.0)
-    seconds = time.monotonic() - started
+    rows = [Row(i, name) for i, name in enumerate(names)]
 
-    assert report.finished and (report.scored, report.failed) == (4, 1)
-    rows = tables.rows(db)
-    stalled = rows[ids[2]]
-    assert stalled["quality_status"] == "failed"
-    assert stalled["quality_details"]["kind"] == "scoring_timeout"
-    assert "longer than 3 s" in stalled["quality_details"]["reason"]
-    assert all(rows[i]["quality_status"] == "scored" for i in ids if i != ids[2])
-    # Once in the shared pool, once alone: two timeouts, plus process start-ups.
-    assert seconds < 2 * timeout + 20, f"{seconds:.1f} s"
-    record("stuck_decoder", rows=len(ids), stuck=1, stopped_after_seconds=timeout,
-           others_scored=report.scored, seconds=round(seconds, 1))
+    async def run() -> list[RowResult]:
+        with scoring_pool(2) as pool:
+            scorer = StallingScorer(pool, 2, ScoringConfig(), None, Locator(root=tmp_path),
+                                    score_timeout=5.0)
+            try:
+                return list(await asyncio.wait_for(
+                    asyncio.gather(*(scorer(row) for row in rows)), 60))
+            finally:
+                scorer.close()
+
+    by_id = {result.row.id: result for result in asyncio.run(run())}
+    stalled = by_id[1]
+    assert stalled.failure is not None and stalled.failure.kind == "scoring_timeout"
+    for i in (0, 2):
+        outcome = by_id[i].outcome
+        assert outcome is not None and outcome.status == "scored", by_id[i]
+

@@ -1,8 +1,10 @@
 """The backfill: give every row whose score is NULL a score, safely, resumably and fast.
 
 :mod:`~pixelgrade.backfill.engine` is the generic engine (cursor, batches, pipeline, signals);
-:mod:`~pixelgrade.backfill.images` is the per-row work; :mod:`~pixelgrade.backfill.run` puts
-them together with a store, the checkpoint and the error log.
+:mod:`~pixelgrade.backfill.images` is the per-row work, done in chunks by the workers
+(:mod:`~pixelgrade.backfill.work`) that an executor runs (:mod:`~pixelgrade.backfill.executors`:
+local processes or Dask); :mod:`~pixelgrade.backfill.run` puts them together with a store, the
+checkpoint and the error log.
 """
 
 from pixelgrade.backfill.engine import Engine, EngineOptions

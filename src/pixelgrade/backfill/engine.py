@@ -225,7 +225,7 @@ class Engine(Generic[Item, Result]):
                 if options.delay and (more or retry_queue) and not self.stopping:
                     await self._pause(options.delay)
         except _Abandon:
-            pass
+            summary.exhausted = False  # every row may have been read, not every row written
         finally:
             for _, _, task, _ in in_flight:
                 task.cancel()

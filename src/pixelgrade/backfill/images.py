@@ -1,16 +1,22 @@
 """The per-row work of the image backfill: find the bytes, score them, say what to write.
 
-Bytes come from the URL column: an http(s) URL is fetched here, asynchronously (many downloads
-in flight, :class:`~pixelgrade.sources.http.HttpFetcher`); a local path is read by the scoring
-process itself, so file bytes never cross a process boundary. Scoring runs in a process pool.
-At most ``concurrency + 2 x workers`` images are held between download and score, so memory
-stays bounded however much faster the network is than the CPU.
+:class:`ChunkScorer` (the backfill): rows are grouped into chunks of a few, and each chunk is
+fetched *and* scored in a worker process (:func:`pixelgrade.backfill.work.score_chunk`) run by
+an executor (:mod:`pixelgrade.backfill.executors`: local processes or a Dask cluster). This
+process only dispatches chunks and turns their small result dicts into :class:`RowResult`;
+image bytes never reach it. A bounded number of chunks is in flight, so memory stays bounded
+however many rows wait.
+
+:class:`ImageScorer` (``watch`` and the gallery's re-score, one image at a time): an http(s)
+URL is fetched here, asynchronously (:class:`~pixelgrade.sources.http.HttpFetcher`); a local
+path is read by the scoring process itself. At most ``concurrency + 2 x workers`` images are
+held between download and score.
 
 Each row ends in one of three ways:
 
 * scored or skipped (vector image): an :class:`~pixelgrade.stores.Outcome` to write;
-* failed for good (404, not an image, over the size limit): an outcome with status ``failed``
-  and the reason, plus an error-log line;
+* failed for good (404, not an image, over the size limit, a decoder that kills its process):
+  an outcome with status ``failed`` and the reason, plus an error-log line;
 * failed for now (timeout, 5xx, 429): no outcome (the row stays NULL), an error-log line
   marked transient, retried by ``--resume``.
 """
@@ -26,6 +32,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pixelgrade.backfill.errorlog import ErrorRecord
+from pixelgrade.backfill.executors import ChunkCrashed, ChunkExecutor, ChunkTask, ChunkTimedOut
+from pixelgrade.backfill.work import DETAIL_KEYS, WorkSettings, score_chunk
 from pixelgrade.errors import (
     FetchError,
     ImageTooLargeError,
@@ -40,10 +48,10 @@ from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import Outcome, Row
 from pixelgrade.stores.sql import key_to_json
 
-#: Report keys kept in the details column (score and status have columns of their own; the band
-#: is left out because it depends on thresholds that can change).
-DETAIL_KEYS = ("reason", "components", "issues", "width", "height", "format", "bytes",
-               "scorer_version")
+#: What a row whose scoring process died is recorded with.
+WORKER_CRASH_MESSAGE = (
+    "the scoring process died on this image (the decoder crashed, or the process was killed, "
+    "e.g. for memory); recorded as failed so the run goes on")
 
 
 @dataclass(frozen=True)
@@ -207,7 +215,7 @@ class ImageScorer:
             location = self.locator(row)
         except FetchError as exc:
             return self._failed(row, None, exc.kind, str(exc), transient=exc.transient)
-        shown = redact_url(location) if is_url(location) else location
+        shown = shown_location(location)
         try:
             if is_url(location):
                 if self.fetcher is None:
@@ -229,15 +237,7 @@ class ImageScorer:
             return self._failed(row, shown, "too_large", str(exc), transient=False)
         except FetchError as exc:
             return self._failed(row, shown, exc.kind, str(exc), transient=exc.transient)
-        if report["status"] == "fetch_error":
-            return self._failed(row, shown, report["kind"], report["reason"],
-                                transient=report["transient"])
-        details = {key: report[key] for key in DETAIL_KEYS if key in report}
-        outcome = Outcome(row.id, report["status"], report.get("score"), details)
-        failure = None
-        if report["status"] == "failed":
-            failure = Failure(report.get("kind", "decode"), report["reason"], transient=False)
-        return RowResult(row, shown, outcome, failure)
+        return row_result(row, shown, report)
 
     async def _in_pool(self, function: Callable[[Any, ScoringConfig], dict[str, Any]],
                        argument: Any) -> dict[str, Any]:
@@ -267,10 +267,7 @@ class ImageScorer:
             try:
                 return await self._run(solo, function, argument)
             except BrokenProcessPool as exc:
-                raise WorkerCrashError(
-                    "the scoring process died on this image (the decoder crashed, or the "
-                    "process was killed, e.g. for memory); recorded as failed so the run "
-                    "goes on") from exc
+                raise WorkerCrashError(WORKER_CRASH_MESSAGE) from exc
             except TimeoutError as exc:
                 _stop_processes(solo)
                 raise ScoringTimeoutError(
@@ -294,14 +291,169 @@ class ImageScorer:
 
     def _failed(self, row: Row, shown: str | None, kind: str, message: str, *,
                 transient: bool) -> RowResult:
-        failure = Failure(kind, message, transient)
-        outcome = None if transient else Outcome(
-            row.id, "failed", None, {"reason": message, "kind": kind,
-                                     "scorer_version": self._version()})
-        return RowResult(row, shown, outcome, failure)
+        return failed_result(row, shown, kind, message, transient=transient)
 
-    @staticmethod
-    def _version() -> str:
-        from pixelgrade.scoring import SCORER_VERSION
 
-        return SCORER_VERSION
+def row_result(row: Row, shown: str | None, report: dict[str, Any]) -> RowResult:
+    """The :class:`RowResult` of a worker's result dict (see :mod:`pixelgrade.backfill.work`)."""
+    if report["status"] == "fetch_error":
+        return failed_result(row, shown, report["kind"], report["reason"],
+                             transient=report["transient"])
+    details = {key: report[key] for key in DETAIL_KEYS if key in report}
+    outcome = Outcome(row.id, report["status"], report.get("score"), details)
+    failure = None
+    if report["status"] == "failed":
+        failure = Failure(report.get("kind", "decode"), report["reason"], transient=False)
+    return RowResult(row, shown, outcome, failure)
+
+
+def failed_result(row: Row, shown: str | None, kind: str, message: str, *,
+                  transient: bool) -> RowResult:
+    """A row without a score: recorded ``failed`` (with the reason) unless ``transient``."""
+    from pixelgrade.scoring import SCORER_VERSION
+
+    failure = Failure(kind, message, transient)
+    outcome = None if transient else Outcome(
+        row.id, "failed", None, {"reason": message, "kind": kind,
+                                 "scorer_version": SCORER_VERSION})
+    return RowResult(row, shown, outcome, failure)
+
+
+def shown_location(location: str) -> str:
+    """A location fit for the error log and messages (no credentials in URLs)."""
+    return redact_url(location) if is_url(location) else location
+
+
+#: A row whose scoring outlasted ``WorkSettings.score_timeout`` alone in a process.
+_TIMED_OUT: dict[str, Any] = {"status": "scoring_timeout"}
+
+
+class _Pending:
+    """A row waiting for its chunk."""
+
+    __slots__ = ("location", "row", "waiter")
+
+    def __init__(self, row: Row, location: str, waiter: asyncio.Future[RowResult]) -> None:
+        self.row = row
+        self.location = location
+        self.waiter = waiter
+
+
+class ChunkScorer:
+    """``await scorer(row)`` -> :class:`RowResult`; rows are fetched and scored in chunks.
+
+    The rows that arrive together (the engine hands over a batch's rows at once) are grouped
+    into chunks of up to ``chunk_size``; a row arriving alone (under ``--rate``) is sent alone,
+    without waiting for company. At most ``executor.slots`` chunks are in flight; the others
+    wait here as rows, holding no image bytes.
+
+    A chunk whose process dies (:class:`~pixelgrade.backfill.executors.ChunkCrashed`): each
+    of its rows is tried again alone in a fresh process; the row that kills that process too is
+    recorded ``failed`` with kind ``worker_crash``, the others are scored as usual. ``task`` is
+    the function the workers run (:func:`~pixelgrade.backfill.work.score_chunk`; tests stand in
+    one that crashes).
+    """
+
+    def __init__(self, executor: ChunkExecutor, settings: WorkSettings, locator: Locator, *,
+                 chunk_size: int = 8, task: ChunkTask = score_chunk) -> None:
+        if chunk_size < 1:
+            raise ValueError("--chunk-size must be at least 1")
+        self.executor = executor
+        self.settings = settings
+        self.locator = locator
+        self.chunk_size = chunk_size
+        self.task = task
+        self._pending: list[_Pending] = []
+        self._flush_scheduled = False
+        self._slots = asyncio.Semaphore(max(1, executor.slots))
+        self._chunks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, row: Row) -> RowResult:
+        try:
+            location = self.locator(row)
+        except FetchError as exc:
+            return failed_result(row, None, exc.kind, str(exc), transient=exc.transient)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[RowResult] = loop.create_future()
+        self._pending.append(_Pending(row, location, waiter))
+        if len(self._pending) >= self.chunk_size:
+            self._dispatch()
+        elif not self._flush_scheduled:
+            # After the rows handed over in this turn of the event loop have joined the queue.
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await waiter
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        while self._pending:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        chunk = self._pending[:self.chunk_size]
+        del self._pending[:self.chunk_size]
+        task = asyncio.create_task(self._run(chunk))
+        self._chunks.add(task)
+        task.add_done_callback(self._chunks.discard)
+
+    async def _run(self, chunk: list[_Pending]) -> None:
+        try:
+            reports = await self._score([pending.location for pending in chunk])
+        except BaseException as exc:
+            for pending in chunk:
+                if pending.waiter.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    pending.waiter.cancel()
+                else:
+                    pending.waiter.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for pending, report in zip(chunk, reports, strict=True):
+            if pending.waiter.done():  # abandoned (a second Ctrl-C)
+                continue
+            shown = shown_location(pending.location)
+            if report is None:
+                result = failed_result(pending.row, shown, "worker_crash",
+                                       WORKER_CRASH_MESSAGE, transient=False)
+            elif report is _TIMED_OUT:
+                result = failed_result(pending.row, shown, "scoring_timeout",
+                                       self._timeout_message(), transient=False)
+            else:
+                result = row_result(pending.row, shown, report)
+            pending.waiter.set_result(result)
+
+    def _timeout_message(self) -> str:
+        return (f"scoring this image took longer than {self.settings.score_timeout:g} s, alone "
+                "in a process (the decoder may be stuck on hostile bytes); the process was "
+                "stopped and the row recorded as failed so the run goes on")
+
+    async def _score(self, locations: list[str]) -> list[dict[str, Any] | None]:
+        """The chunk's result dicts; None for a row that killed its process, ``_TIMED_OUT``
+        for one whose scoring outlasted ``score_timeout`` alone in a process."""
+        async with self._slots:
+            try:
+                return list(await self.executor.run(self.task, locations, self.settings))
+            except ChunkCrashed:
+                pass
+        return list(await asyncio.gather(*(self._alone(location) for location in locations)))
+
+    async def _alone(self, location: str) -> dict[str, Any] | None:
+        try:
+            return await self.executor.run_alone(self.task, location, self.settings)
+        except ChunkTimedOut:
+            return _TIMED_OUT
+        except ChunkCrashed:
+            return None
+
+    async def aclose(self) -> None:
+        """Cancel the chunks still in flight (after an abandoned run) and wait for them."""
+        for pending in self._pending:
+            pending.waiter.cancel()
+        self._pending.clear()
+        chunks = list(self._chunks)
+        for chunk in chunks:
+            chunk.cancel()
+        if chunks:
+            await asyncio.gather(*chunks, return_exceptions=True)

@@ -8,6 +8,7 @@ anything and estimates how long the real run will take.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import signal
@@ -23,19 +24,19 @@ from rich.console import Console
 from pixelgrade.backfill import checkpoint as checkpoints
 from pixelgrade.backfill.engine import BatchDone, Engine, EngineOptions
 from pixelgrade.backfill.errorlog import ErrorLog
+from pixelgrade.backfill.executors import ChunkExecutor, open_executor
 from pixelgrade.backfill.images import (
     SCORE_TIMEOUT,
-    ImageScorer,
+    ChunkScorer,
     Locator,
     RowResult,
     count_batch,
-    make_pool,
 )
 from pixelgrade.backfill.progress import PlainProgress, RichProgress, Tally
-from pixelgrade.backfill.ratelimit import RateLimiter
+from pixelgrade.backfill.work import Credentials, WorkSettings
 from pixelgrade.errors import CheckpointError, StoreError
 from pixelgrade.scoring import SCORER_VERSION, ScoringConfig
-from pixelgrade.sources.http import HttpFetcher, HttpPolicy
+from pixelgrade.sources.http import HttpPolicy
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import Outcome, Row, Selection, Store
 from pixelgrade.stores.sql import key_to_json
@@ -46,7 +47,14 @@ class BackfillOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     selection: Selection = field(default_factory=Selection)
     workers: int = 1
+    #: Downloads in flight, in total over the workers.
     concurrency: int = 16
+    #: Where rows are fetched and scored: ``local``, ``dask`` (with ``scheduler``) or
+    #: ``dask-local`` (see :mod:`pixelgrade.backfill.executors`).
+    executor: str = "local"
+    scheduler: str | None = None
+    #: Rows per task sent to a worker.
+    chunk_size: int = 8
     checkpoint: Path = Path("backfill-checkpoint.json")
     error_log: Path = Path("backfill-errors.log")
     resume: bool = False
@@ -55,7 +63,7 @@ class BackfillOptions:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     http: HttpPolicy | None = None
     storage: StorageBucket | None = None
-    #: Longest wait for one image's score before its process is stopped (see ImageScorer).
+    #: Longest one image's scoring may take before its process is stopped (see work.py).
     score_timeout: float | None = SCORE_TIMEOUT
 
 
@@ -199,25 +207,19 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         tally.failed += failed
         progress.batch(tally, done.index, succeeded, failed)
 
-    http_policy = _http_policy(options)
-    # --rate paces the reads themselves, each download attempt (retries included) and each
-    # local file, not the rows as they queue: retries outside it doubled the request rate in a
-    # 429 storm, and rows paced before waiting for a download slot went out in bunches.
-    limiter = RateLimiter(options.engine.rate)
     async with AsyncExitStack() as stack:
-        fetcher = await stack.enter_async_context(
-            HttpFetcher(http_policy, concurrency=options.concurrency,
-                        origin_headers=_credentials(options), pace=limiter.acquire))
-        pool = stack.enter_context(make_pool(options.workers))
-        scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
-                             Locator(options.url_template, options.root, options.storage),
-                             pace=limiter.acquire, score_timeout=options.score_timeout)
-        stack.callback(scorer.close)
+        executor = await stack.enter_async_context(
+            open_executor(options.executor, options.workers, options.scheduler))
+        if options.executor != "local":
+            console.print(f"Fetching and scoring on {executor.describe()}.", highlight=False,
+                          markup=False)
+        scorer = _scorer(options, executor)
+        stack.push_async_callback(scorer.aclose)
         engine: Engine[Row, RowResult] = Engine(
-            _StoreCollection(store, options.selection), scorer, options.engine,
-            start_after=start_after, retry_items=retry_rows, on_batch=on_batch,
-            limiter=RateLimiter(None),  # paced where the bytes are read (above)
-            before_write=log_failures, on_retry=lambda exc, attempt, wait: console.print(
+            _StoreCollection(store, options.selection), scorer,
+            _enough_ahead(options, executor), start_after=start_after, retry_items=retry_rows,
+            on_batch=on_batch, before_write=log_failures,
+            on_retry=lambda exc, attempt, wait: console.print(
                 f"{exc}; trying again in {wait:g} s (attempt {attempt + 1} of "
                 f"{options.engine.write_attempts})", highlight=False))
         remove_handlers = _install_handlers(engine, console) if install_signal_handlers \
@@ -244,8 +246,36 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
     return report
 
 
-def _credentials(options: BackfillOptions) -> dict[str, dict[str, str]]:
-    return options.storage.credentials() if options.storage is not None else {}
+def _enough_ahead(options: BackfillOptions, executor: ChunkExecutor) -> EngineOptions:
+    """The engine options, with enough batches read ahead to keep every chunk slot of the
+    executor filled (a Dask cluster of 100 workers takes more rows at once than two batches of
+    100): rows waiting cost a few hundred bytes each, images are never held here. Batches
+    smaller than a chunk are a request for small steps (gentle pacing, a quick stop on
+    Ctrl-C), so their read-ahead stays as configured."""
+    batch_size = options.engine.batch_size
+    needed = math.ceil(executor.slots * options.chunk_size / batch_size) + 1
+    if batch_size < options.chunk_size or needed <= options.engine.batches_ahead:
+        return options.engine
+    return dataclasses.replace(options.engine, batches_ahead=needed)
+
+
+def _scorer(options: BackfillOptions, executor: ChunkExecutor) -> ChunkScorer:
+    """The per-row work: chunks fetched and scored by ``executor``'s workers, each with its
+    share of ``--concurrency``."""
+    rate = options.engine.rate
+    settings = WorkSettings(
+        scoring=options.scoring,
+        http=_http_policy(options),
+        concurrency=max(1, math.ceil(options.concurrency / executor.workers)),
+        credentials=Credentials(
+            options.storage.credentials() if options.storage is not None else {}),
+        score_timeout=options.score_timeout,
+        # --rate spaces the rows as they are handed out (the engine) and, per worker, its
+        # share of download attempts, so retries (a 429 storm) do not add to the rate.
+        attempt_rate=rate / executor.workers if rate else None)
+    return ChunkScorer(executor, settings,
+                       Locator(options.url_template, options.root, options.storage),
+                       chunk_size=options.chunk_size)
 
 
 def _install_handlers(engine: Engine[Row, RowResult], console: Console) -> Callable[[], None]:
@@ -305,22 +335,17 @@ def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> Dr
         todo = min(todo, options.engine.limit)
 
     async def score_sample() -> tuple[list[RowResult], float]:
-        http_policy = _http_policy(options)
-        async with HttpFetcher(http_policy, concurrency=options.concurrency,
-                               origin_headers=_credentials(options)) as fetcher:
-            with make_pool(options.workers) as pool:
-                scorer = ImageScorer(pool, options.workers, options.scoring, fetcher,
-                                     Locator(options.url_template, options.root, options.storage),
-                                     score_timeout=options.score_timeout)
-                # Warm the pool so process start-up does not count against the estimate.
-                await asyncio.gather(*(asyncio.get_running_loop().run_in_executor(pool, abs, 0)
-                                       for _ in range(options.workers)))
-                started = time.monotonic()
-                try:
-                    results = list(await asyncio.gather(*(scorer(row) for row in rows)))
-                finally:
-                    scorer.close()
-                return results, time.monotonic() - started
+        # The executor starts its workers first, so their start-up does not count against
+        # the estimate.
+        async with open_executor(options.executor, options.workers,
+                                 options.scheduler) as executor:
+            scorer = _scorer(options, executor)
+            started = time.monotonic()
+            try:
+                results = list(await asyncio.gather(*(scorer(row) for row in rows)))
+            finally:
+                await scorer.aclose()
+            return results, time.monotonic() - started
 
     results, seconds = asyncio.run(score_sample()) if rows else ([], 0.0)
     rate = len(results) / seconds if results and seconds > 0 else None
