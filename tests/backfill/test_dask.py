@@ -144,7 +144,7 @@ def test_a_chunk_that_keeps_killing_workers_is_split(tmp_path: Path) -> None:
         # fourth: each death costs a worker restart, seconds on a busy machine.
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             executor = await DaskExecutor.local_cluster(2)
-        scorer = ChunkScorer(executor, WorkSettings(), Locator(), chunk_size=4,
+        scorer = ChunkScorer(executor, WorkSettings(), Locator(root=tmp_path), chunk_size=4,
                              task=score_chunk_or_die)
         try:
             return list(await asyncio.gather(*(scorer(row) for row in rows)))

@@ -263,9 +263,11 @@ def _scorer(options: BackfillOptions, executor: ChunkExecutor) -> ChunkScorer:
     """The per-row work: chunks fetched and scored by ``executor``'s workers, each with its
     share of ``--concurrency``."""
     rate = options.engine.rate
+    http = _http_policy(options)
+    http.guard()  # a bad --allow-host is reported here, not by every worker
     settings = WorkSettings(
         scoring=options.scoring,
-        http=_http_policy(options),
+        http=http,
         concurrency=max(1, math.ceil(options.concurrency / executor.workers)),
         credentials=Credentials(
             options.storage.credentials() if options.storage is not None else {}),
