@@ -1,4 +1,4 @@
-"""End-to-end backfill throughput and memory: loopback HTTP -> scoring processes -> PostgreSQL.
+"""End-to-end backfill throughput and memory: rows -> workers (download + score) -> PostgreSQL.
 
 A library of ``--rows`` images (default 2,000) whose URLs point, round robin, at a set of 48
 distinct test files (20 x 12 MP JPEG, 20 x 2 MP JPEG, 4 x 2 MP PNG, 4 x 2 MP WebP, made with
@@ -14,7 +14,10 @@ in a fresh PostgreSQL database (created here, dropped at the end) in a table mad
   worker processes, each holding every file's bytes in memory already (no HTTP, no database);
 * **score-only**: ``score_bytes`` in the same pool, the same way;
 * **end-to-end**: ``pixelgrade.backfill.run_backfill`` exactly as ``pixelgrade backfill`` runs
-  it (default batch size and concurrency, one worker per core), every row scored and written.
+  it (default batch size, concurrency and chunk size, one worker process per core): the main
+  process reads rows and hands out chunks of their URLs, each worker downloads and scores its
+  chunk (``pixelgrade.backfill.work.score_chunk``), and the main process writes the results;
+  every row scored and written.
 
 Then the **peers**, on the same test files read from disk, one process per core (see
 ``bench/peers/``): the original stack's analysis (Node.js + sharp ``metadata()`` and
@@ -24,8 +27,8 @@ pixelgrade's full scoring the same way; images/s and images/s per core side by s
 
 Each run is a separate process, so its peak memory (``VmHWM`` of that process, and the largest
 ``VmHWM`` among its worker processes, sampled from ``/proc``) is its own. The end-to-end run also
-reports where the machine's CPU went (workers, the backfill's main process, the HTTP server,
-PostgreSQL).
+reports where the machine's CPU went (the workers, which download and score; the backfill's main
+process, which reads rows, dispatches chunks and writes results; the HTTP server; PostgreSQL).
 
 Targets (issue 6): end-to-end >= 90% of the decode-only ceiling (the backfill issue asked
 for 80%); pixelgrade faster per core than every peer; peak memory under 300 MB per worker and
@@ -645,7 +648,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=2000, help="rows in the library")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="scoring processes (default: one per core, as the CLI)")
+                        help="worker processes (default: one per core, as the CLI)")
     parser.add_argument("--batch-size", type=int, default=100,
                         help="backfill batch size (the CLI default)")
     parser.add_argument("--concurrency", type=int, default=16,
@@ -760,8 +763,8 @@ def main() -> int:
 
     wall_cpu = e2e["seconds"] * cores
     used = {
-        f"scoring workers ({workers} processes)": e2e["workers_cpu"],
-        "backfill main process (HTTP client, IPC to workers, SQL, asyncio)": e2e["main_cpu"],
+        f"workers ({workers} processes: download and score)": e2e["workers_cpu"],
+        "backfill main process (reads rows, dispatches chunks, writes results)": e2e["main_cpu"],
         "loopback HTTP server": e2e["server_cpu"],
         "PostgreSQL (all its processes)": e2e["postgres_cpu"],
     }
@@ -786,15 +789,16 @@ def main() -> int:
         f"and the rest of the pipeline {rest_ms:.1f} ms, so on {cores} cores it tops out near "
         f"{1000 * cores / (worker_ms + rest_ms):.0f} images/s.",
         f"- Workers were busy {100 * e2e['workers_cpu'] / (e2e['seconds'] * workers):.0f}% of "
-        f"the run: {worker_ms:.1f} CPU ms per image, against {score_cpu_ms:.1f} wall ms per "
-        "image per worker in the score-only run.",
+        f"the run: {worker_ms:.1f} CPU ms per image (downloading included), against "
+        f"{score_cpu_ms:.1f} wall ms per image per worker in the score-only run.",
         f"- Downloading alone costs the client {1000 * fetch['client_cpu'] / rows:.1f} CPU ms "
         f"per image with pixelgrade's `HttpFetcher` ({1000 * raw['client_cpu'] / rows:.1f} ms "
         f"with a raw socket client); the server {1000 * fetch['server_cpu'] / rows:.1f} ms.",
         f"- Score-only reaches {100 * score_rate / ceiling:.0f}% of the decode-only ceiling "
         "(the analysis after decoding); end-to-end reaches "
-        f"{100 * e2e_rate / score_rate:.0f}% of score-only (HTTP, IPC, database: the CPU the "
-        "main process, the server and PostgreSQL take from the workers).",
+        f"{100 * e2e_rate / score_rate:.0f}% of score-only (mostly the download's CPU, which "
+        "the workers pay beside the scoring; then the main process, the server and "
+        "PostgreSQL).",
         f"- Database calls (in threads, overlapping the scoring): writes "
         f"{e2e['db_write_seconds']:.1f} s, next-batch reads {e2e['db_fetch_seconds']:.1f} s in "
         f"total. Peak RSS of all workers together: {fmt_mb(e2e['workers_total_peak_mb'])} MB; "
@@ -865,8 +869,9 @@ def main() -> int:
     header = (
         f"pixelgrade {__version__} (scorer version {SCORER_VERSION}), Python "
         f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"PostgreSQL {pg_version} on 127.0.0.1; {workers} scoring processes, batch size "
-        f"{args.batch_size}, {args.concurrency} downloads in flight. Library: {rows:,} rows "
+        f"PostgreSQL {pg_version} on 127.0.0.1; {workers} worker processes, batch size "
+        f"{args.batch_size}, {args.concurrency} downloads in flight (shared among the workers). "
+        f"Library: {rows:,} rows "
         f"pointing round robin at {len(files)} distinct files ({corpus}), served from memory "
         "by a loopback HTTP/1.1 keep-alive server in its own process. Command: "
         f"`python bench/backfill.py{' --full' if args.full else ''}"

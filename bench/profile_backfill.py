@@ -4,10 +4,12 @@ Sets up exactly what ``bench/backfill.py``'s end-to-end stage uses (the same tes
 by the loopback HTTP server, a fresh PostgreSQL database with ``--rows`` rows) and runs that
 stage (``bench/backfill.py --child e2e``, i.e. ``run_backfill`` as ``pixelgrade backfill`` runs
 it) under ``py-spy record --subprocesses --format raw``: py-spy samples the backfill's main
-process and every process it starts (the forkserver and the scoring workers) from outside, at
+process and every process it starts (the forkserver and the worker processes, which download
+and score chunks of rows: ``pixelgrade.backfill.work.score_chunk``) from outside, at
 ``--rate`` samples per second, counting only samples where a thread is running (not idle).
 
-The summary, per process kind (backfill main process, scoring workers), lists the top
+The summary, per process kind (backfill main process; scoring workers, all threads of a worker
+process together, its download thread included), lists the top
 functions by **own time** (the innermost Python frame of a sample: its own code plus the C code
 it calls, e.g. libjpeg inside Pillow's ``decode``) and by **total time** (samples in which the
 function is anywhere on the stack), each as a share of that kind's samples. Line numbers are
@@ -34,8 +36,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PROCESS = re.compile(r'process (\d+):"[^"]*"')
 LINE_NUMBER = re.compile(r":\d+\)$")
-#: A frame on every scoring worker's stack (concurrent.futures' worker loop).
+#: A frame on the main thread's stack of every worker process (concurrent.futures' worker
+#: loop, which runs ``score_chunk``); the process's other threads (the download thread's event
+#: loop, the exit-with-parent watcher) do not have it, so a process is a worker if any of its
+#: samples does.
 WORKER_FRAME = "_process_worker"
+#: The process kinds (a worker's samples include its download thread's).
+WORKER = "scoring worker"
+MAIN = "backfill main process"
+OTHER = "other child process"
 #: Innermost frames of a thread that is blocked, not working: py-spy counts a thread sitting
 #: in a system call (select, a lock, a queue) as active, so these are set apart as "waiting".
 WAITING = ("select (selectors.py)", "Condition.wait (threading.py)",
@@ -55,11 +64,18 @@ def parse_raw(text: str, main_pid: int | None = None
     whose innermost frame is in :data:`WAITING` are counted as own time of "(waiting)" only.
 
     Each line is ``process A:"cmd";process B:"cmd";frame;frame;... COUNT``, outermost first,
-    the process chain leading to the sampled process. The kind is "backfill main process" for
-    the first process of the chain when it is the only one (or ``main_pid``), "scoring
-    worker" for a process whose stack runs ``concurrent.futures``' worker loop, else "other
-    child process" (the forkserver, or a worker between tasks).
+    the process chain leading to the sampled process. The kind is :data:`WORKER` for every
+    sample of a process that ran ``concurrent.futures``' worker loop in any sample (the
+    forkserver's children running ``score_chunk``: their download thread counts with them),
+    :data:`MAIN` for the first process of the chain when it is the only one (or ``main_pid``),
+    else :data:`OTHER` (the forkserver, the resource tracker, a worker that never ran a task).
     """
+    worker_pids: set[int] = set()
+    for line in text.splitlines():
+        if WORKER_FRAME in line:
+            found = PROCESS.findall(line.rpartition(" ")[0])
+            if found:
+                worker_pids.add(int(found[-1]))
     kinds: dict[str, tuple[int, Counter[str], Counter[str]]] = {}
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -72,12 +88,12 @@ def parse_raw(text: str, main_pid: int | None = None
         if not frames:
             continue
         pid = pids[-1] if pids else None
-        if any(WORKER_FRAME in f for f in frames):
-            kind = "scoring worker"
+        if pid in worker_pids or any(WORKER_FRAME in f for f in frames):
+            kind = WORKER
         elif pid is not None and (pid == main_pid or (main_pid is None and len(pids) == 1)):
-            kind = "backfill main process"
+            kind = MAIN
         else:
-            kind = "other child process"
+            kind = OTHER
         samples, own, total = kinds.get(kind, (0, Counter(), Counter()))
         if frames[-1].endswith(WAITING):
             own["(waiting: select, lock or queue)"] += count
@@ -93,7 +109,7 @@ def summary(kinds: dict[str, tuple[int, Counter[str], Counter[str]]], top: int) 
     """Markdown: one table per process kind, top functions by own and by total time (the
     waiting samples count in the kind's samples, so the shares are of all its samples)."""
     lines: list[str] = []
-    order = ("backfill main process", "scoring worker", "other child process")
+    order = (MAIN, WORKER, OTHER)
     for kind in sorted(kinds, key=lambda k: order.index(k) if k in order else len(order)):
         samples, own, total = kinds[kind]
         lines += ["", f"**{kind}** ({samples:,} samples)", "",
