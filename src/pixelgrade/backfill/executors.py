@@ -70,14 +70,23 @@ class ChunkExecutor(Protocol):
         ...
 
 
-class LocalExecutor:
-    """Chunks in a pool of local processes (forkserver started), one per core by default
-    (``--workers``). Each process downloads its chunk's images in a thread while it scores
-    the ones that have arrived, so one process per core keeps the cores busy.
+#: Local scoring processes per core (``LocalExecutor``): see its docstring.
+PROCESSES_PER_CORE = 2
 
-    (A pool of two processes per core with a shared semaphore letting one per core score was
-    tried and dropped: a process that died while holding the semaphore, the very case the
-    crash recovery is for, sometimes left ``ProcessPoolExecutor`` waiting forever.)
+
+class LocalExecutor:
+    """Chunks in a pool of local processes (forkserver started), two per core: ``--workers``
+    (one per core by default) times :data:`PROCESSES_PER_CORE`.
+
+    Each process downloads its chunk's images in a thread while it scores the ones that have
+    arrived, but a chunk holds its process until its slowest download is over (a stalled
+    server: up to the HTTP policy's timeouts); with a second process per core the core scores
+    the other process's chunk meanwhile. Both scoring at once just share the core. The cost
+    is memory: twice the processes (~150 MB each on the benchmark's mix).
+
+    (A shared semaphore letting only one process per core score at a time was tried and
+    dropped: a process that died while holding it, the very case the crash recovery is for,
+    sometimes left ``ProcessPoolExecutor`` waiting forever; reproduced on Python 3.11.)
 
     A process that dies breaks the whole pool (every chunk in flight fails with
     ``BrokenProcessPool``): the first chunk to notice replaces the pool, and each failed chunk
@@ -85,22 +94,24 @@ class LocalExecutor:
     at most one per core at a time.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, processes_per_core: int = PROCESSES_PER_CORE) -> None:
         if workers < 1:
             raise ValueError("--workers must be at least 1")
-        self.workers = workers
-        self.pool: ProcessPoolExecutor = scoring_pool(workers)
+        self.cores = workers
+        #: Processes that take chunks (``--concurrency`` is shared among them).
+        self.workers = workers * max(1, processes_per_core)
+        self.pool: ProcessPoolExecutor = scoring_pool(self.workers)
         self._broken: list[ProcessPoolExecutor] = []
-        self._solo_slots = asyncio.Semaphore(workers)
+        self._solo_slots = asyncio.Semaphore(self.cores)
         #: Chunks submitted to the pool and not finished (still running if abandoned).
         self._submitted: set[Future[list[dict[str, Any]]]] = set()
 
     @property
     def slots(self) -> int:
-        return 2 * self.workers
+        return self.workers + self.cores
 
     def describe(self) -> str:
-        return f"{self.workers} local processes"
+        return f"{self.workers} local processes on {self.cores} cores"
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
