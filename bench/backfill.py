@@ -761,9 +761,12 @@ def main() -> int:
                  f"{fmt_mb(e2e['main_peak_mb'])} | {fmt_mb(e2e['worker_peak_mb'])} | "
                  f"{others(e2e['others'], e2e['seconds'])} |")
 
+    from pixelgrade.backfill.executors import PROCESSES_PER_CORE
+
     wall_cpu = e2e["seconds"] * cores
     used = {
-        f"workers ({workers} processes: download and score)": e2e["workers_cpu"],
+        f"workers ({workers * PROCESSES_PER_CORE} processes on {workers} cores: download and "
+        "score)": e2e["workers_cpu"],
         "backfill main process (reads rows, dispatches chunks, writes results)": e2e["main_cpu"],
         "loopback HTTP server": e2e["server_cpu"],
         "PostgreSQL (all its processes)": e2e["postgres_cpu"],
