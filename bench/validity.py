@@ -12,15 +12,14 @@ Per distortion type, three figures for each scorer:
 * **pairwise**: the share of (photo, severity >= 3) where score(original) > score(damaged).
 * over all types, **pristine in High**: the share of untouched photos scoring >= 70.
 
-Peers (run on the same bytes in the same run):
+Peers (run on the same bytes in the same run; :mod:`peers.quality`): PIQE, BRISQUE and
+``image-quality-ai``, each shown so that higher is better. Tried and not usable offline:
+``piq`` and ``pyiqa`` download weights at first use.
 
-* ``brisque`` 0.2.0 (PyPI): BRISQUE (Mittal, Moorthy, Bovik 2012, doi:10.1109/TIP.2012.2214050)
-  with the LIVE-trained SVR model the package ships. Lower is better; it is shown as
-  ``100 - BRISQUE`` so that higher is better for every column, and "High" is that >= 70.
-* ``image-quality-ai`` 0.1.0 (PyPI): a 0-100 score from Laplacian sharpness, exposure,
-  contrast, noise and framing.
-
-Tried and not usable offline: ``piq`` and ``pyiqa`` download weights at first use.
+**Across pictures** (:mod:`crosspicture`), on the real-photo corpus (:mod:`corpus`: good
+photos, clean graphics and authentically flawed photos from Debian packages, and damaged copies
+of the good photos), for its calibration half and its held-out half: good photos in High,
+graphics not Low, damaged copies not High, and the cross-picture AUC, with the same peers.
 
 **Calibration vs held out.** pixelgrade's curve knees were set on this same corpus, so the
 main table is a training-set figure. The *held-out* table uses distortions implemented
@@ -32,26 +31,31 @@ Usage::
 
     python bench/validity.py                     # print the tables
     python bench/validity.py --write docs/validity.md
-    python bench/validity.py --no-peers          # pixelgrade only (seconds, not minutes)
+    python bench/validity.py --no-peers          # pixelgrade only (a minute, not an hour)
+
+The peers' scores are cached in ``bench/.cache/`` by content hash (the first run with peers
+takes about an hour on two cores: BRISQUE and PIQE need seconds per 4 MP image).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
+import crosspicture
 import numpy as np
+from corpus import SPLITS, CorpusFile, build
 from docblock import write_block
-from PIL import Image
+from peers.quality import PEERS
 from scipy.stats import spearmanr
 
 from pixelgrade import __version__, samples
@@ -61,6 +65,7 @@ CACHE = Path(__file__).parent / ".cache"
 HIGH_FROM = 70
 
 Item = tuple[str, str, int]  # photo, distortion ("none" for the original), severity
+K = TypeVar("K")
 
 
 def defocus_blur(rgb: np.ndarray, severity: int) -> bytes:
@@ -113,7 +118,7 @@ HELD_OUT = {
 }
 
 
-def corpus(distortions: dict[str, Callable[[np.ndarray, int], bytes]]) -> dict[Item, bytes]:
+def sample_corpus(distortions: dict[str, Callable[[np.ndarray, int], bytes]]) -> dict[Item, bytes]:
     """Encoded bytes of every (photo, distortion, severity), originals under ("none", 0)."""
     items: dict[Item, bytes] = {}
     for photo in samples.PHOTOS:
@@ -133,71 +138,55 @@ def pixelgrade_score(data: bytes) -> float:
     return float("nan") if report.score is None else float(report.score)
 
 
-def _rgb(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
+SCORERS: dict[str, Callable[[bytes], float]] = {"pixelgrade": pixelgrade_score, **PEERS}
+
+Source = bytes | Path  # image bytes, or a file to read them from (the corpus is ~1 GB)
 
 
-def brisque_score(data: bytes) -> float:
-    """100 - BRISQUE. The package's own ``score()`` fails on NumPy >= 2.4 because each feature
-    comes back as a 1-element array; its steps are called here with the features flattened."""
-    from brisque import BRISQUE
-
-    model = _BRISQUE_MODEL.get("model")
-    if model is None:
-        model = _BRISQUE_MODEL["model"] = BRISQUE(url=False)
-    import cv2
-    import skimage.color
-
-    grey = skimage.color.rgb2gray(_rgb(data))
-    features = model.calculate_brisque_features(grey, kernel_size=7, sigma=7 / 6)
-    half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_CUBIC)
-    half_features = model.calculate_brisque_features(half, kernel_size=7, sigma=7 / 6)
-    flat = np.array([np.asarray(f, dtype=np.float64).ravel()[0]
-                     for f in (*features, *half_features)])
-    return 100.0 - float(model.calculate_image_quality_score(flat))
+def _read(source: Source) -> bytes:
+    return source if isinstance(source, bytes) else source.read_bytes()
 
 
-_BRISQUE_MODEL: dict[str, object] = {}
+def _run(scorer: str, source: Source) -> float:
+    try:
+        return SCORERS[scorer](_read(source))
+    except Exception as exc:  # a peer that cannot score one file must not stop the run
+        print(f"{scorer} failed on {source if isinstance(source, Path) else 'bytes'}: {exc}",
+              file=sys.stderr)
+        return float("nan")
 
 
-def image_quality_ai_score(data: bytes) -> float:
-    import image_quality_ai
-
-    with Image.open(io.BytesIO(data)) as im:
-        return float(image_quality_ai.assess(im.convert("RGB")).score)
-
-
-SCORERS: dict[str, Callable[[bytes], float]] = {
-    "pixelgrade": pixelgrade_score,
-    "BRISQUE": brisque_score,
-    "image-quality-ai": image_quality_ai_score,
-}
-
-
-def _run(scorer: str, data: bytes) -> float:
-    return SCORERS[scorer](data)
-
-
-def score_all(scorer: str, items: dict[Item, bytes], workers: int,
-              cache: bool) -> tuple[dict[Item, float], float]:
-    """Scores of every item (peers are cached by content hash: BRISQUE takes minutes)."""
+def score_all(scorer: str, items: Mapping[K, Source], workers: int,
+              cache: bool) -> tuple[dict[K, float], float]:
+    """Scores of every item; peers are cached by content hash (BRISQUE and PIQE take seconds
+    per image), saved every few hundred images so an interrupted first run keeps its work."""
     cache_file = CACHE / f"{scorer}.json"
     known: dict[str, float] = {}
     if cache and cache_file.exists():
         known = json.loads(cache_file.read_text())
-    keys = {item: hashlib.sha256(data).hexdigest()[:24] for item, data in items.items()}
-    todo = [item for item in items if keys[item] not in known]
+    keys = {item: hashlib.sha256(_read(source)).hexdigest()[:24]
+            for item, source in items.items()}
+    todo = list(dict.fromkeys(keys[item] for item in items if keys[item] not in known))
+    first = {}
+    for item, key in keys.items():
+        first.setdefault(key, items[item])
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(_run, [scorer] * len(todo), [items[i] for i in todo], chunksize=4)
-        for item, value in zip(todo, results, strict=True):
-            known[keys[item]] = value
+        results = pool.map(_run, [scorer] * len(todo), [first[k] for k in todo], chunksize=2)
+        for done, (key, value) in enumerate(zip(todo, results, strict=True), start=1):
+            known[key] = value
+            if cache and done % 200 == 0:
+                _save(cache_file, known)
+                print(f"  {scorer}: {done}/{len(todo)}", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - started
     if cache:
-        CACHE.mkdir(exist_ok=True)
-        cache_file.write_text(json.dumps(known))
+        _save(cache_file, known)
     return {item: known[keys[item]] for item in items}, elapsed
+
+
+def _save(cache_file: Path, known: dict[str, float]) -> None:
+    CACHE.mkdir(exist_ok=True)
+    cache_file.write_text(json.dumps(known))
 
 
 # --- figures ------------------------------------------------------------------------------
@@ -289,7 +278,7 @@ def evaluate(distortions: dict[str, Callable[[np.ndarray, int], bytes]], scorers
              workers: int, use_cache: bool
              ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, float],
                         dict[str, dict[Item, float]], int]:
-    items = corpus(distortions)
+    items = sample_corpus(distortions)
     results: dict[str, dict[str, dict[str, float]]] = {}
     timings: dict[str, float] = {}
     all_scores: dict[str, dict[Item, float]] = {}
@@ -303,15 +292,115 @@ def evaluate(distortions: dict[str, Callable[[np.ndarray, int], bytes]], scorers
     return results, timings, all_scores, len(items)
 
 
+def _explain(path: str) -> tuple[float, str]:
+    """pixelgrade's score of one corpus file and what it says limits it (for the miss list)."""
+    report = score_bytes(Path(path).read_bytes())
+    if report.score is None:
+        return float("nan"), f"{report.status}: {report.reason}"
+    return float(report.score), "; ".join(issue.message for issue in report.issues[:2])
+
+
+def evaluate_corpus(files: list[CorpusFile], scorers: list[str], workers: int, use_cache: bool
+                    ) -> tuple[dict[str, dict[str, float]], dict[str, str], dict[str, float]]:
+    """Scores of every corpus file by every scorer (peers: the library files and damaged
+    copies; pixelgrade: those and the files as shipped), pixelgrade's explanations, timings."""
+    shared = [f for f in files if f.variant != "shipped"]
+    scores: dict[str, dict[str, float]] = {}
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        explained = dict(zip([f.path for f in files],
+                             pool.map(_explain, [f.path for f in files], chunksize=4),
+                             strict=True))
+    timings["pixelgrade"] = time.perf_counter() - started
+    scores["pixelgrade"] = {path: value for path, (value, _) in explained.items()}
+    issues = {path: text for path, (_, text) in explained.items()}
+    for scorer in scorers:
+        if scorer == "pixelgrade":
+            continue
+        print(f"scoring {len(shared)} corpus files with {scorer} ...", file=sys.stderr,
+              flush=True)
+        values, timings[scorer] = score_all(scorer, {f.path: Path(f.path) for f in shared},
+                                            workers, cache=use_cache)
+        scores[scorer] = values
+    return scores, issues, timings
+
+
+def corpus_report(files: list[CorpusFile], scores: dict[str, dict[str, float]],
+                  issues: dict[str, str], timings: dict[str, float]) -> list[str]:
+    names = list(scores)
+    results = {n: {s: crosspicture.figures(scores[n], files, s) for s in SPLITS} for n in names}
+    shipped = {s: crosspicture.figures(scores["pixelgrade"], files, s, variant="shipped")
+               for s in SPLITS}
+    per_family = {n: {s: crosspicture.by_family(scores[n], files, s) for s in SPLITS}
+                  for n in names}
+    counts = results["pixelgrade"]
+    lines = [
+        "### Across pictures: the real-photo corpus",
+        "",
+        "Pictures (calibration / held out): "
+        + ", ".join(f"{counts['calibration'][k]} / {counts['heldout'][k]} {label}"
+                    for k, label in (("photos", "good photos"), ("graphics", "graphics"),
+                                     ("flawed", "flawed photos"),
+                                     ("damaged", "damaged copies"))) + ".",
+        "",
+        *crosspicture.summary_table(results),
+        "",
+        "The same for pixelgrade on the files as shipped (their own size and format, up to "
+        "6028 px): good photos in High "
+        + " / ".join(f"{shipped[s]['good_high']:.1%}" for s in SPLITS)
+        + ", clean graphics not Low "
+        + " / ".join(f"{shipped[s]['graphics_not_low']:.1%}" for s in SPLITS)
+        + ", flawed photos not High "
+        + " / ".join(f"{shipped[s]['flawed_not_high']:.1%}" for s in SPLITS)
+        + " (calibration / held out).",
+        "",
+        "Seconds to score the corpus (this run, all cores; peers cached by content hash): "
+        + ", ".join(f"{n} {timings[n]:.0f}" if timings[n] > 0.5 else f"{n} cached"
+                    for n in names) + ".",
+        "",
+        "Targets (pixelgrade, held-out half):",
+        "",
+        *crosspicture.targets(results["pixelgrade"]["heldout"],
+                              [results[n]["heldout"] for n in names[1:]]),
+        "",
+        "Calibration half, for comparison (a training figure):",
+        "",
+        *crosspicture.targets(results["pixelgrade"]["calibration"],
+                              [results[n]["calibration"] for n in names[1:]]),
+        "",
+    ]
+    for split in SPLITS:
+        lines += [f"Damaged copies not in High, by family ({split}):", "",
+                  *crosspicture.family_table(per_family, split), ""]
+    for split in SPLITS:
+        content = crosspicture.by_content(scores["pixelgrade"], files, split)
+        lines += [f"pixelgrade, good photos in High by content ({split}): "
+                  + ", ".join(f"{k} {v}" for k, v in content.items()) + ".", ""]
+    for split in SPLITS:
+        wrong = crosspicture.misses(scores["pixelgrade"], files, split, issues)
+        lines += [f"pixelgrade's misses ({split}, {len(wrong)}):", "", *wrong, ""]
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-peers", action="store_true", help="score with pixelgrade only")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-cache", action="store_true", help="re-score the peers too")
     parser.add_argument("--write", type=Path, help="also write the report (Markdown) here")
+    parser.add_argument("--corpus-only", action="store_true",
+                        help="only the cross-picture tables (the real-photo corpus)")
     args = parser.parse_args()
 
     scorers = ["pixelgrade"] if args.no_peers else list(SCORERS)
+    files = build()
+    corpus_scores, corpus_issues, corpus_timings = evaluate_corpus(
+        files, scorers, args.workers, not args.no_cache)
+    corpus_lines = corpus_report(files, corpus_scores, corpus_issues, corpus_timings)
+    if args.corpus_only:
+        print("\n".join(corpus_lines))
+        return 0
     results, timings, scores, count = evaluate(samples.DISTORTIONS, scorers, args.workers,
                                                not args.no_cache)
     held_results, _, held_scores, held_count = evaluate(HELD_OUT, scorers, args.workers,
@@ -322,7 +411,10 @@ def main() -> int:
         f"Python {platform.python_version()}, {os.cpu_count()} cores; "
         f"command: `python bench/validity.py{' --no-peers' if args.no_peers else ''}`",
         "",
-        "### Calibration corpus",
+        *corpus_lines,
+        "### Per image: the sample photos, graded damage",
+        "",
+        "#### Calibration corpus",
         "",
         f"{len(samples.PHOTOS)} photos x {len(samples.DISTORTIONS)} distortions x "
         f"{len(samples.SEVERITIES)} severities + originals = {count} images.",
@@ -343,7 +435,7 @@ def main() -> int:
         "",
         *targets(results["pixelgrade"], [results[s] for s in scorers[1:]]),
         "",
-        "### Held-out distortions",
+        "#### Held-out distortions",
         "",
         f"Distortions the curves were not fitted on, same photos: {held_count} images.",
         "",
@@ -353,7 +445,7 @@ def main() -> int:
         "",
         *targets(held_results["pixelgrade"], [held_results[s] for s in scorers[1:]])[:3],
         "",
-        "### pixelgrade's scores, photo by photo",
+        "#### pixelgrade's scores, photo by photo",
         "",
         "Original, then each distortion at severities 1-5.",
         "",
