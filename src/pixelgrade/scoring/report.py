@@ -9,7 +9,7 @@ Status = Literal["scored", "skipped", "failed"]
 
 #: Bumped whenever a change to decoding, signals or weights can move a score; stored with each
 #: score so `backfill --rescore-version` can find rows scored by an older scorer.
-SCORER_VERSION = "1"
+SCORER_VERSION = "2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,10 @@ class QualityReport:
     reason: str | None = None
     components: dict[str, Component] = field(default_factory=dict)
     issues: tuple[Issue, ...] = ()
+    #: What limits the total ("limited by exposure (39) and contrast (46)"); None when nothing.
+    summary: str | None = None
+    #: How the total is made, with this image's numbers.
+    formula: str | None = None
     width: int | None = None
     height: int | None = None
     format: str | None = None
@@ -62,6 +66,8 @@ class QualityReport:
             "reason": self.reason,
             "components": {name: c.to_dict() for name, c in self.components.items()},
             "issues": [issue.to_dict() for issue in self.issues],
+            "summary": self.summary,
+            "formula": self.formula,
             "width": self.width,
             "height": self.height,
             "format": self.format,

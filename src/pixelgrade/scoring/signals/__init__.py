@@ -5,15 +5,23 @@ paper or rule it implements. Turning these raw numbers into 0-100 sub-scores and
 happens in one place only: :mod:`pixelgrade.scoring.combine`.
 """
 
+from pixelgrade.scoring.signals.banding import histogram_comb
 from pixelgrade.scoring.signals.compression import blockiness, jpeg_quality
+from pixelgrade.scoring.signals.enlargement import Enlargement, detect_enlargement
 from pixelgrade.scoring.signals.exposure import ToneStats, tone_stats
+from pixelgrade.scoring.signals.impulse import impulse_share
 from pixelgrade.scoring.signals.noise import noise_sigma
-from pixelgrade.scoring.signals.sharpness import edge_width
+from pixelgrade.scoring.signals.sharpness import Focus, focus
 
 __all__ = [
+    "Enlargement",
+    "Focus",
     "ToneStats",
     "blockiness",
-    "edge_width",
+    "detect_enlargement",
+    "focus",
+    "histogram_comb",
+    "impulse_share",
     "jpeg_quality",
     "noise_sigma",
     "tone_stats",

@@ -1,0 +1,85 @@
+"""Sub-score curves: each raw signal to a 0-100 sub-score, with the reason for every knee.
+
+Every curve is piecewise linear through named breakpoints (clamped at both ends) and is flat at
+100 over the range where the signal shows no visible problem, so a good picture loses nothing
+for being a little unusual. The scale of a sub-score reads like the bands: 85-100 nothing a
+person would notice, 70-85 noticeable on a close look, 40-70 a visible defect, under 40 a
+severe one. Where a knee sits was set by looking at the real-photo corpus of
+``bench/validity.py`` (its calibration half only): the good photographs' range of a signal on
+one side, the damaged copies' range on the other, the knee where a person comparing them on a
+1024 px screen starts to see the damage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+Curve = Sequence[tuple[float, float]]
+
+
+def curve(points: Curve, value: float) -> float:
+    """Piecewise-linear interpolation through ``points`` (clamped at both ends)."""
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    return float(np.interp(value, xs, ys))
+
+
+#: Focus width (px at the ~1024 px working size, where the picture is sharpest) -> sharpness.
+#: Good photographs measure 1.2-2.1 (a few soft ones 2.3); a Gaussian blur of 1.5 px on a
+#: 1024 px screen measures 3.4 and more, a photo enlarged about twice 2.4-3.
+SHARPNESS: Curve = ((1.9, 100), (2.3, 93), (2.6, 80), (3.0, 63), (3.5, 48), (4.5, 30),
+                    (6.0, 14), (8.0, 4), (10.0, 0))
+#: Noise sigma (grey levels at working size, flattest blocks) -> noise. Good photographs read
+#: under 0.7; grain a person notices at 1024 px starts around 3.
+NOISE: Curve = ((1.0, 100), (2.0, 90), (3.0, 72), (4.0, 60), (6.0, 45), (9.0, 30), (14.0, 15),
+                (25.0, 0))
+#: Share of isolated specks -> impulses. Clean photographs: under 0.15% (stars, glints);
+#: visible salt-and-pepper damage: 0.35% and more.
+IMPULSES: Curve = ((0.0015, 100), (0.0025, 88), (0.0035, 66), (0.006, 52), (0.012, 40),
+                   (0.03, 25), (0.1, 5))
+#: Histogram comb index -> banding. Photographs: 0.01-0.25; posterised to a few dozen tones:
+#: 0.3-1.6. Flat-colour graphics comb too, hence the floor at 45: banding alone never makes a
+#: picture Low.
+BANDING: Curve = ((0.25, 100), (0.32, 88), (0.45, 66), (0.7, 55), (1.0, 50), (1.6, 45))
+#: Brightest detail (99.9th percentile of luma) -> underexposure factor. Night and low-key
+#: photographs still reach 0.75+ somewhere (a light, a lit face); two stops of underexposure
+#: leave the brightest detail under 0.6.
+BRIGHTEST: Curve = ((0.10, 3), (0.2, 15), (0.30, 28), (0.40, 38), (0.50, 50), (0.56, 60),
+                    (0.62, 75), (0.70, 92), (0.76, 100))
+#: Median luma -> relief from the rule above: a picture whose middle tones sit at mid-grey is
+#: not underexposed even without bright highlights (fog, an overcast scene).
+MEDIAN_RELIEF: Curve = ((0.25, 0), (0.40, 60), (0.48, 90), (0.55, 100))
+#: Share of pixels crushed to black -> factor. Deep shadows and silhouettes are common in good
+#: photos; a picture mostly black has lost its detail.
+SHADOW_CLIP: Curve = ((0.0, 100), (0.25, 100), (0.40, 85), (0.55, 62), (0.80, 25), (1.0, 0))
+#: Share of blown highlights, weighted by how bright the rest is (see combine) -> factor.
+#: Specular highlights, a lamp or the sun: up to ~2%. Blown sky and skin: 10% and more.
+HIGHLIGHT_CLIP: Curve = ((0.01, 100), (0.03, 93), (0.06, 80), (0.10, 66), (0.20, 52),
+                         (0.40, 42), (0.70, 25), (0.95, 5), (1.0, 0))
+#: Median of the unclipped pixels -> weight of the clipped share above: clipping beside dark or
+#: mid tones is a background or a light source; clipping beside bright tones is overexposure.
+CLIP_WEIGHT: Curve = ((0.35, 0.3), (0.65, 1.0))
+#: Darkest tones (0.5th percentile) -> contrast. Every good photograph of the corpus, fog and
+#: pastel high-key included, keeps some tones under 0.3; a haze or a veil lifts them over 0.35.
+DARK_LEVEL: Curve = ((0.22, 100), (0.28, 92), (0.34, 72), (0.42, 58), (0.55, 48), (0.75, 35),
+                     (0.90, 20), (1.0, 10))
+#: Robust tonal range (99.5th minus 0.5th percentile) -> contrast. Only nearly flat pictures are
+#: punished: a blank image spans a level or two.
+TONAL_RANGE: Curve = ((0.008, 0), (0.02, 10), (0.05, 35), (0.10, 50), (0.20, 75), (0.30, 100))
+#: Effective pixels / target pixels, on a log2 axis -> resolution. A quarter of the target is
+#: still usable (85); 1/64 of it (125 x 125 for 1 MP) is a thumbnail.
+RESOLUTION: Curve = ((-8.0, 0), (-6.0, 10), (-4.0, 45), (-2.0, 85), (0.0, 100))
+#: Estimated JPEG quality (IJG 1-100) -> compression. Web images are typically saved at 75-85.
+JPEG_QUALITY: Curve = ((0, 0), (5, 3), (10, 15), (20, 35), (30, 50), (50, 72), (70, 88),
+                       (80, 95), (90, 99), (100, 100))
+#: libwebp quality recovered from the VP8 quantizer -> compression. WebP degrades into blur
+#: rather than blocks, more gracefully than JPEG at the same nominal quality.
+WEBP_QUALITY: Curve = ((0, 5), (5, 20), (10, 35), (20, 55), (40, 78), (60, 90), (75, 96),
+                       (90, 99.5), (100, 100))
+#: Blockiness ratio (1 = no 8 px grid) -> compression, for files whose header says nothing
+#: (a PNG or BMP made from a JPEG). Floored at 40: periodic patterns in graphics also read as
+#: a grid, so blockiness alone never makes a picture Low.
+BLOCKINESS: Curve = ((1.0, 100), (1.06, 99), (1.15, 92), (1.3, 75), (1.6, 55), (2.2, 45),
+                     (3.5, 40))
