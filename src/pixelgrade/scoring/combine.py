@@ -30,6 +30,7 @@ from pixelgrade.scoring.report import Component, Issue, QualityReport
 from pixelgrade.scoring.subscores import (
     SECONDARY_WEIGHT,
     exposure_factors,
+    group_scores,
     overall_score,
     sharpness_width,
     sub_scores,
@@ -43,11 +44,14 @@ ISSUE_BELOW = 70
 
 
 def weights(sub: dict[str, float | None]) -> dict[str, float]:
-    """The exponent each component got in this image's total (0 when not judged)."""
-    judged = [name for name, v in sub.items() if v is not None]
-    lowest = min(judged, key=lambda name: sub[name]) if judged else None  # type: ignore[arg-type,return-value]
-    return {name: (0.0 if sub[name] is None else 1.0 if name == lowest else SECONDARY_WEIGHT)
-            for name in sub}
+    """The exponent each component got in this image's total: 1 for the worst component of the
+    worst group, SECONDARY_WEIGHT for the worst of each other group, 0 for the rest."""
+    groups = group_scores(sub)
+    ordered = sorted(groups.values(), key=lambda item: item[1])
+    out = dict.fromkeys(sub, 0.0)
+    for rank, (name, _) in enumerate(ordered):
+        out[name] = 1.0 if rank == 0 else SECONDARY_WEIGHT
+    return out
 
 
 _UNITS = {

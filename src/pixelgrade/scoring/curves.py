@@ -27,10 +27,11 @@ def curve(points: Curve, value: float) -> float:
 
 
 #: Focus width (px at the ~1024 px working size, where the picture is sharpest) -> sharpness.
-#: Good photographs measure 1.2-2.1 (a few soft ones 2.3); a Gaussian blur of 1.5 px on a
-#: 1024 px screen measures 3.4 and more, a photo enlarged about twice 2.4-3.
-SHARPNESS: Curve = ((1.9, 100), (2.3, 93), (2.6, 80), (3.0, 63), (3.5, 48), (4.5, 30),
-                    (6.0, 14), (8.0, 4), (10.0, 0))
+#: Good photographs measure 1.1-2.1 (a few soft ones up to 2.4); a Gaussian blur of 1.5 px on
+#: a 1024 px screen measures 2.9 and more, camera shake of 8 px 2.3 and more, a photo enlarged
+#: about twice 1.9-2.9.
+SHARPNESS: Curve = ((1.8, 100), (2.1, 94), (2.4, 82), (2.7, 68), (3.0, 58), (3.5, 46),
+                    (4.5, 30), (6.0, 14), (8.0, 4), (10.0, 0))
 #: Noise sigma (grey levels at working size, flattest blocks) -> noise. Good photographs read
 #: under 0.7; grain a person notices at 1024 px starts around 3.
 NOISE: Curve = ((1.0, 100), (2.0, 90), (3.0, 72), (4.0, 60), (6.0, 45), (9.0, 30), (14.0, 15),
@@ -45,9 +46,10 @@ IMPULSES: Curve = ((0.0015, 100), (0.0025, 88), (0.0035, 66), (0.006, 52), (0.01
 BANDING: Curve = ((0.25, 100), (0.32, 88), (0.45, 66), (0.7, 55), (1.0, 50), (1.6, 45))
 #: Brightest detail (99.9th percentile of luma) -> underexposure factor. Night and low-key
 #: photographs still reach 0.75+ somewhere (a light, a lit face); two stops of underexposure
-#: leave the brightest detail under 0.6.
-BRIGHTEST: Curve = ((0.10, 3), (0.2, 15), (0.30, 28), (0.40, 38), (0.50, 50), (0.56, 60),
-                    (0.62, 75), (0.70, 92), (0.76, 100))
+#: leave the brightest detail under 0.6. Dim is a visible defect, not a severe one, until the
+#: picture is nearly black (brightest detail under 0.3): dark designs stay in Medium.
+BRIGHTEST: Curve = ((0.08, 3), (0.15, 15), (0.22, 28), (0.30, 38), (0.40, 46), (0.50, 54),
+                    (0.56, 62), (0.62, 75), (0.70, 92), (0.76, 100))
 #: Median luma -> relief from the rule above: a picture whose middle tones sit at mid-grey is
 #: not underexposed even without bright highlights (fog, an overcast scene).
 MEDIAN_RELIEF: Curve = ((0.25, 0), (0.40, 60), (0.48, 90), (0.55, 100))
@@ -56,18 +58,18 @@ MEDIAN_RELIEF: Curve = ((0.25, 0), (0.40, 60), (0.48, 90), (0.55, 100))
 SHADOW_CLIP: Curve = ((0.0, 100), (0.25, 100), (0.40, 85), (0.55, 62), (0.80, 25), (1.0, 0))
 #: Share of blown highlights, weighted by how bright the rest is (see combine) -> factor.
 #: Specular highlights, a lamp or the sun: up to ~2%. Blown sky and skin: 10% and more.
-HIGHLIGHT_CLIP: Curve = ((0.01, 100), (0.03, 93), (0.06, 80), (0.10, 66), (0.20, 52),
-                         (0.40, 42), (0.70, 25), (0.95, 5), (1.0, 0))
+HIGHLIGHT_CLIP: Curve = ((0.01, 100), (0.03, 93), (0.06, 80), (0.10, 66), (0.20, 54),
+                         (0.40, 46), (0.60, 40), (0.80, 25), (0.95, 8), (1.0, 0))
 #: Median of the unclipped pixels -> weight of the clipped share above: clipping beside dark or
 #: mid tones is a background or a light source; clipping beside bright tones is overexposure.
 CLIP_WEIGHT: Curve = ((0.35, 0.3), (0.65, 1.0))
 #: Darkest tones (0.5th percentile) -> contrast. Every good photograph of the corpus, fog and
 #: pastel high-key included, keeps some tones under 0.3; a haze or a veil lifts them over 0.35.
-DARK_LEVEL: Curve = ((0.22, 100), (0.28, 92), (0.34, 72), (0.42, 58), (0.55, 48), (0.75, 35),
-                     (0.90, 20), (1.0, 10))
+DARK_LEVEL: Curve = ((0.22, 100), (0.28, 92), (0.34, 72), (0.42, 58), (0.55, 50), (0.75, 45),
+                     (0.90, 30), (1.0, 15))
 #: Robust tonal range (99.5th minus 0.5th percentile) -> contrast. Only nearly flat pictures are
 #: punished: a blank image spans a level or two.
-TONAL_RANGE: Curve = ((0.008, 0), (0.02, 10), (0.05, 35), (0.10, 50), (0.20, 75), (0.30, 100))
+TONAL_RANGE: Curve = ((0.008, 0), (0.02, 12), (0.05, 42), (0.10, 52), (0.20, 75), (0.30, 100))
 #: Effective pixels / target pixels, on a log2 axis -> resolution. A quarter of the target is
 #: still usable (85); 1/64 of it (125 x 125 for 1 MP) is a thumbnail.
 RESOLUTION: Curve = ((-8.0, 0), (-6.0, 10), (-4.0, 45), (-2.0, 85), (0.0, 100))

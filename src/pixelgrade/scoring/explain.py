@@ -8,7 +8,6 @@ what a reader can use ("64x64, under 0.01 MP", "0.3% of the pixels").
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 from pixelgrade.scoring.config import ScoringConfig
@@ -18,6 +17,7 @@ from pixelgrade.scoring.subscores import (
     SECONDARY_WEIGHT,
     contrast_factors,
     exposure_factors,
+    group_scores,
     sharpness_width,
 )
 
@@ -147,18 +147,16 @@ def limiting(named: Sequence[str], components: Mapping[str, Component]) -> str |
 
 def formula(components: Mapping[str, Component], score: int) -> str:
     """How the total is made, with this image's numbers."""
-    judged = sorted(((name, c.score) for name, c in components.items() if c.score is not None),
-                    key=lambda item: item[1])
-    if not judged:
+    sub = {name: None if c.score is None else float(c.score) for name, c in components.items()}
+    groups = sorted(group_scores(sub).items(), key=lambda item: item[1][1])
+    if not groups:
         return "nothing could be judged: total 100"
-    lowest_name, lowest = judged[0]
-    others = [(name, value) for name, value in judged[1:] if value < 100]
+    (group, (name, lowest)), others = groups[0], [g for g in groups[1:] if g[1][1] < 100]
+    head = (f"each group counts its worst sub-score; the worst group ({group}: {name} "
+            f"{lowest:.0f}) counts fully")
     if not others:
-        return (f"the lowest sub-score decides: {lowest_name} {lowest}"
-                + (" (every other sub-score is 100)" if len(judged) > 1 else "") + f" = {score}")
-    root = "the square root" if SECONDARY_WEIGHT == 0.5 else f"the power {SECONDARY_WEIGHT:g}"
-    terms = " x ".join(f"{value / 100:.2f}^{SECONDARY_WEIGHT:g}" for _, value in others)
-    product = lowest * math.prod((v / 100) ** SECONDARY_WEIGHT for _, v in others)
-    return (f"the lowest sub-score ({lowest_name} {lowest}) times {root} of each other "
-            f"sub-score under 100 ({', '.join(f'{n} {v}' for n, v in others)}): "
-            f"{lowest} x {terms} = {product:.0f}")
+        return f"{head}, the others are perfect: {score}"
+    power = "the square root" if SECONDARY_WEIGHT == 0.5 else f"the power {SECONDARY_WEIGHT:g}"
+    terms = " x ".join(f"{value / 100:.2f}^{SECONDARY_WEIGHT:g}" for _, (_, value) in others)
+    listed = ", ".join(f"{g}: {n} {v:.0f}" for g, (n, v) in others)
+    return f"{head}, each other group by {power} ({listed}): {lowest:.0f} x {terms} = {score}"

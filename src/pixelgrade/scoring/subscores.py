@@ -13,8 +13,17 @@ from pixelgrade.scoring.config import ScoringConfig
 from pixelgrade.scoring.measure import Measurements
 from pixelgrade.scoring.signals import ToneStats
 
-#: Exponent of every sub-score but the lowest in the total (the lowest counts fully).
+#: Exponent of every group's score but the lowest in the total (the lowest counts fully).
 SECONDARY_WEIGHT = 0.5
+#: Components that measure one kind of harm, so that a picture is not punished twice for one
+#: cause: a dark design is dim, flat and few-toned at once (tone); an enlarged picture is soft
+#: and short of pixels at once (detail). A group scores its worst component.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "detail": ("sharpness", "resolution"),
+    "grain": ("noise", "impulses"),
+    "tone": ("exposure", "contrast", "banding"),
+    "compression": ("compression",),
+}
 
 @dataclass(frozen=True, slots=True)
 class Exposure:
@@ -93,9 +102,20 @@ def sub_scores(m: Measurements, config: ScoringConfig) -> dict[str, float | None
     }
 
 
+def group_scores(sub: dict[str, float | None]) -> dict[str, tuple[str, float]]:
+    """group -> (its worst judged component, that component's sub-score)."""
+    out = {}
+    for group, names in GROUPS.items():
+        judged = [(name, sub[name]) for name in names if sub.get(name) is not None]
+        if judged:
+            name, value = min(judged, key=lambda item: item[1])  # type: ignore[arg-type,return-value]
+            out[group] = (name, max(0.0, float(value)))  # type: ignore[arg-type]
+    return out
+
+
 def overall_score(sub: dict[str, float | None]) -> float:
-    """The lowest sub-score, times every other one (as a fraction) to SECONDARY_WEIGHT."""
-    values = sorted(max(0.0, v) for v in sub.values() if v is not None)
+    """The lowest group score, times every other group's (as a fraction) to SECONDARY_WEIGHT."""
+    values = sorted(value for _, value in group_scores(sub).values())
     if not values:
         return 100.0
     total = values[0]
