@@ -60,6 +60,11 @@ SHADOW_CLIP: Curve = ((0.0, 100), (0.25, 100), (0.40, 85), (0.55, 62), (0.80, 25
 #: Specular highlights, a lamp or the sun: up to ~2%. Blown sky and skin: 10% and more.
 HIGHLIGHT_CLIP: Curve = ((0.01, 100), (0.03, 93), (0.06, 80), (0.10, 66), (0.20, 54),
                          (0.40, 46), (0.60, 40), (0.80, 25), (0.95, 8), (1.0, 0))
+#: Median of the unclipped pixels -> factor: middle tones pushed up into the highlights. Pale,
+#: high-key photographs keep them under ~0.77 (fog, pastel, a hazy beach); a stop or two of
+#: overexposure puts them over 0.8.
+BRIGHT_MIDTONES: Curve = ((0.70, 100), (0.77, 90), (0.83, 70), (0.88, 56), (0.95, 42),
+                          (1.0, 35))
 #: Median of the unclipped pixels -> weight of the clipped share above: clipping beside dark or
 #: mid tones is a background or a light source; clipping beside bright tones is overexposure.
 CLIP_WEIGHT: Curve = ((0.35, 0.3), (0.65, 1.0))

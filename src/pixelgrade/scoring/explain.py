@@ -64,6 +64,10 @@ def _exposure(m: Measurements) -> tuple[str, str]:
     t = m.tones
     factors = exposure_factors(t)
     if factors.side == "overexposed":
+        if t.highlights_clipped < 0.01:
+            return "overexposed", (f"overexposed: the middle tones are pushed up to "
+                                   f"{t.unclipped_median:.0%} of white (pale, high-key photos: "
+                                   "under 77%)")
         return "overexposed", (f"overexposed: {share(t.highlights_clipped)} of the picture is "
                                f"blown to pure white and the rest is bright too (middle tones "
                                f"at {t.unclipped_median:.0%})")

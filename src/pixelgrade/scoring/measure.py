@@ -88,7 +88,8 @@ def measure(decoded: DecodedImage) -> Measurements:
     """Measure every signal of ``decoded``."""
     grey = decoded.grey
     sigma = noise_sigma(grey)
-    sharp = focus(grey, sigma)
+    tones = tone_stats(grey)
+    sharp = focus(grey, sigma, tones.dynamic_range)
     enlargement = detect_enlargement(decoded.grid, max(decoded.width, decoded.height),
                                      _coder_periods(decoded),
                                      resized_grid=decoded.format not in ("JPEG", "MPO"))
@@ -104,7 +105,7 @@ def measure(decoded: DecodedImage) -> Measurements:
     return Measurements(
         focus=sharp,
         noise=sigma,
-        tones=tone_stats(grey),
+        tones=tones,
         impulses=impulse_share(grey),
         comb=histogram_comb(grey),
         enlargement=enlargement,

@@ -46,7 +46,9 @@ def exposure_factors(t: ToneStats) -> Exposure:
     under = max(curves.curve(curves.BRIGHTEST, t.brightest),
                 curves.curve(curves.MEDIAN_RELIEF, t.median))
     weight = curves.curve(curves.CLIP_WEIGHT, t.unclipped_median)
-    over = curves.curve(curves.HIGHLIGHT_CLIP, t.highlights_clipped * weight)
+    # Two views of one defect (blown highlights, pushed mid-tones): the worse one counts.
+    over = min(curves.curve(curves.HIGHLIGHT_CLIP, t.highlights_clipped * weight),
+               curves.curve(curves.BRIGHT_MIDTONES, t.unclipped_median))
     return Exposure(under=under, crushed=curves.curve(curves.SHADOW_CLIP, t.shadows_clipped),
                     over=over)
 

@@ -53,6 +53,9 @@ import numpy as np
 PRESMOOTH_SIGMA = 0.5
 #: An edge must rise at least this many grey levels (of 255) ...
 MIN_EDGE_RISE = 20.0
+#: ... scaled down for pictures whose tonal range is under FULL_RANGE, to at most this share.
+FULL_RANGE = 0.6
+MIN_RISE_SCALE = 0.3
 #: ... and at least this many times the image's noise sigma.
 MIN_EDGE_RISE_PER_NOISE = 6.0
 #: Runs wider than this (px at working size) are shading or smooth ramps, not edges.
@@ -80,6 +83,11 @@ MIN_JUDGED_SHARE = 0.03
 #: A scan direction decides only when at least this share of the tiles had edges in it (camera
 #: shake along a direction still leaves 7% and more; one soft cloud across a sharp ridge 3%).
 MIN_DIRECTION_SHARE = 0.06
+#: ... unless this many of its tiles are textured and smeared along it (a strong shake).
+MIN_STREAKED = 2
+#: Runs wider than MAX_EDGE_WIDTH rising at least this share of an edge's rise are smeared
+#: texture (see _tile_widths).
+SMEAR_RISE_SHARE = 1.0 / 3.0
 #: Sub-grey-level resolution of the smoothed image (fixed point: levels x 16 fit in int16).
 FIXED_POINT = 16
 
@@ -184,46 +192,54 @@ _DIRECTION = ((1.0, 0.0), (0.0, 1.0), (-0.7071, 0.7071), (0.7071, 0.7071))
 
 
 def _tile_widths(smooth: np.ndarray, gradient: tuple[np.ndarray, np.ndarray], direction: int,
-                 min_rise: float, tile: int, stride: int) -> np.ndarray:
-    """Width (px) of every judged tile, for edges crossed by lines in one direction.
+                 min_rise: float, tile: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per tile, for edges crossed by lines in one direction: its width in px (NaN when it has
+    too few edges) and whether it is smeared (see below).
 
     A line crossing an edge obliquely sees it wider than it is, by 1 / cos(angle between the
     line and the edge's normal); widths are corrected by that cosine, read from the gradient at
-    the edge, and edges crossed at more than :data:`MAX_OBLIQUITY` degrees are not used.
+    the edge, and edges crossed at more than :data:`MAX_OBLIQUITY` degrees are not used. A tile
+    is smeared when it has at least :data:`MIN_TILE_EDGES` runs wider than :data:`MAX_EDGE_WIDTH`
+    that rise at least :data:`SMEAR_RISE_SHARE` of an edge's rise: what a strong camera shake
+    leaves of texture along the motion.
     """
+    tiles_across = max(1, smooth.shape[1] // tile)
+    tiles_down = max(1, smooth.shape[0] // tile)
+    tiles = tiles_across * tiles_down
     lines, step = _scan_lines(smooth, direction, stride)
-    widths, rises, line, centre = _edges(lines, min_rise)
+    widths, rises, line, centre = _edges(lines, min_rise * SMEAR_RISE_SHARE)
     widths = widths * step
-    keep = widths <= MAX_EDGE_WIDTH
-    if not keep.any():
-        return np.empty(0, np.float32)
-    widths, rises, line, centre = widths[keep], rises[keep], line[keep], centre[keep]
-    # The stronger half of the edges (by rise) in this direction is judged.
-    strong = rises >= np.median(rises)
-    widths, line, centre = widths[strong], line[strong], centre[strong]
     r, c = _position(direction, line, centre.astype(np.intp), stride, smooth.shape)
     inside = (c >= 0) & (c < smooth.shape[1])  # the sheared copy's replicated margins
-    widths, r, c = widths[inside], r[inside], c[inside]
+    widths, rises, r, c = widths[inside], rises[inside], r[inside], c[inside]
     gx, gy = gradient[0][r, c].astype(np.float32), gradient[1][r, c].astype(np.float32)
     dx, dy = _DIRECTION[direction]
     cosine = np.abs(dx * gx + dy * gy) / np.maximum(np.hypot(gx, gy), 1e-6)
     square = cosine >= MIN_COSINE
-    widths, r, c = widths[square] * cosine[square], r[square], c[square]
-    tiles_across = max(1, smooth.shape[1] // tile)
-    tiles_down = max(1, smooth.shape[0] // tile)
+    widths, rises, r, c = widths[square] * cosine[square], rises[square], r[square], c[square]
     index = (np.minimum(r // tile, tiles_down - 1) * tiles_across
              + np.minimum(c // tile, tiles_across - 1))
-    # One sort of (tile, width) keys; widths kept to 1/256 px.
-    quantised = np.minimum(widths * 256, 65535).astype(np.int64)
-    keys = np.sort(index.astype(np.int64) * 65536 + quantised)
-    counts = np.bincount(index, minlength=tiles_across * tiles_down)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    judged = np.flatnonzero(counts >= MIN_TILE_EDGES)
-    at = starts[judged] + ((counts[judged] - 1) * TILE_WIDTH_PERCENTILE / 100.0).astype(np.intp)
-    return ((keys[at] & 65535) / 256.0).astype(np.float32)
+    edge = (widths <= MAX_EDGE_WIDTH) & (rises >= min_rise)
+    smeared = np.bincount(index[widths > MAX_EDGE_WIDTH], minlength=tiles) >= MIN_TILE_EDGES
+    out = np.full(tiles, np.nan, np.float32)
+    if edge.any():
+        widths, rises, index = widths[edge], rises[edge], index[edge]
+        # The stronger half of the edges (by rise) in this direction is judged.
+        strong = rises >= np.median(rises)
+        widths, index = widths[strong], index[strong]
+        # One sort of (tile, width) keys; widths kept to 1/256 px.
+        quantised = np.minimum(widths * 256, 65535).astype(np.int64)
+        keys = np.sort(index.astype(np.int64) * 65536 + quantised)
+        counts = np.bincount(index, minlength=tiles)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        judged = np.flatnonzero(counts >= MIN_TILE_EDGES)
+        at = starts[judged] + ((counts[judged] - 1) * TILE_WIDTH_PERCENTILE / 100.0).astype(
+            np.intp)
+        out[judged] = (keys[at] & 65535) / 256.0
+    return out, smeared
 
 
-def focus(grey: np.ndarray, noise_sigma: float = 0.0) -> Focus:
+def focus(grey: np.ndarray, noise_sigma: float = 0.0, tonal_range: float = 1.0) -> Focus:
     """Edge width where ``grey`` (uint8 luma) is sharpest; see the module docstring.
 
     Parameters
@@ -231,21 +247,38 @@ def focus(grey: np.ndarray, noise_sigma: float = 0.0) -> Focus:
     grey : 2-D uint8 array, at the working size (widths are in its pixels).
     noise_sigma : the image's noise in grey levels (see
         :func:`pixelgrade.scoring.signals.noise.noise_sigma`); raises the rise an edge needs.
+    tonal_range : the image's robust tonal range (0-1, see
+        :attr:`pixelgrade.scoring.signals.exposure.ToneStats.dynamic_range`). The rise an edge
+        needs shrinks with it, so that a flat or hazy picture still has edges to judge (the
+        equivalent width itself does not depend on contrast).
     """
     if grey.ndim != 2 or min(grey.shape) < 16:
         return Focus(None, 0.0, 0.0)
     smooth = cv2.GaussianBlur(grey.astype(np.int16) * FIXED_POINT, (0, 0), PRESMOOTH_SIGMA)
-    min_rise = FIXED_POINT * max(MIN_EDGE_RISE, MIN_EDGE_RISE_PER_NOISE * noise_sigma)
+    contrast = min(1.0, max(MIN_RISE_SCALE, tonal_range / FULL_RANGE))
+    min_rise = FIXED_POINT * max(MIN_EDGE_RISE * contrast, MIN_EDGE_RISE_PER_NOISE * noise_sigma)
     tile = min(TILE, max(16, min(grey.shape) // 4))
     tiles_total = max(1, grey.shape[0] // tile) * max(1, grey.shape[1] // tile)
     stride = max(1, min(LINE_STRIDE, tile // 8))
     gradient = (cv2.Sobel(smooth, cv2.CV_16S, 1, 0), cv2.Sobel(smooth, cv2.CV_16S, 0, 1))
-    per_direction = [_tile_widths(smooth, gradient, direction, min_rise, tile, stride)
-                     for direction in range(4)]
+    measured = [_tile_widths(smooth, gradient, direction, min_rise, tile, stride)
+                for direction in range(4)]
+    # A smeared tile counts as MAX_EDGE_WIDTH wide in its direction when it has real edges in
+    # another direction (texture that the shake streaked, not an empty sky).
+    textured = np.vstack([~np.isnan(widths) for widths, _ in measured]).any(axis=0)
+    per_direction = []
+    streaked = []
+    for widths, smeared in measured:
+        widths = widths.copy()
+        streak = np.isnan(widths) & smeared & textured
+        widths[streak] = MAX_EDGE_WIDTH
+        per_direction.append(widths[~np.isnan(widths)])
+        streaked.append(int(streak.sum()))
     # A direction with edges in too few tiles says nothing: a picture whose sharp edges all run
     # one way (a ridge, a facade) has only a few soft ones (clouds) across them.
     enough = max(1.0, MIN_JUDGED_SHARE * tiles_total)
-    judged = [w for w in per_direction if w.size >= max(enough, MIN_DIRECTION_SHARE * tiles_total)]
+    judged = [w for w, n in zip(per_direction, streaked, strict=True)
+              if w.size >= max(enough, MIN_DIRECTION_SHARE * tiles_total) or n >= MIN_STREAKED]
     if not judged:
         judged = [w for w in per_direction if w.size >= enough]
     if not judged:
