@@ -78,13 +78,15 @@ TONAL_RANGE: Curve = ((0.008, 0), (0.02, 12), (0.05, 42), (0.10, 52), (0.20, 75)
 #: Effective pixels / target pixels, on a log2 axis -> resolution. A quarter of the target is
 #: still usable (85); 1/64 of it (125 x 125 for 1 MP) is a thumbnail.
 RESOLUTION: Curve = ((-8.0, 0), (-6.0, 10), (-4.0, 45), (-2.0, 85), (0.0, 100))
-#: Estimated JPEG quality (IJG 1-100) -> compression. Web images are typically saved at 75-85.
-JPEG_QUALITY: Curve = ((0, 0), (5, 3), (10, 15), (20, 35), (30, 50), (50, 72), (70, 88),
-                       (80, 95), (90, 99), (100, 100))
+#: Estimated JPEG quality (IJG 1-100) -> compression. Web images are typically saved at 70-85,
+#: where nothing shows at the picture's own size; blocks and ringing show from about 50 down.
+JPEG_QUALITY: Curve = ((0, 0), (5, 3), (10, 15), (20, 35), (30, 50), (50, 75), (60, 85),
+                       (70, 93), (80, 97), (90, 100))
 #: libwebp quality recovered from the VP8 quantizer -> compression. WebP degrades into blur
-#: rather than blocks, more gracefully than JPEG at the same nominal quality.
-WEBP_QUALITY: Curve = ((0, 5), (5, 20), (10, 35), (20, 55), (40, 78), (60, 90), (75, 96),
-                       (90, 99.5), (100, 100))
+#: rather than blocks, more gracefully than JPEG at the same nominal quality: the GCompris
+#: photographs, saved at about 40, show nothing at their own size.
+WEBP_QUALITY: Curve = ((0, 5), (5, 20), (10, 35), (20, 58), (30, 75), (40, 87), (50, 92),
+                       (60, 95), (75, 98), (90, 100))
 #: Blockiness ratio (1 = no 8 px grid) -> compression, for files whose header says nothing
 #: (a PNG or BMP made from a JPEG). Floored at 40: periodic patterns in graphics also read as
 #: a grid, so blockiness alone never makes a picture Low.
