@@ -92,47 +92,53 @@ def _excluded(freqs: np.ndarray, coder_periods: tuple[float, ...], n: int) -> np
     return mask
 
 
-def _spectrum(profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(frequencies, power) of a derivative profile's variation around its local trend."""
-    n = profile.size
-    trend = cv2.blur(profile.reshape(1, -1), (TREND_WIDTH, 1)).ravel()
-    relative = profile / np.maximum(trend, 1e-6) - 1.0
-    return np.fft.rfftfreq(n), np.abs(np.fft.rfft(relative * np.hanning(n))) ** 2
+@dataclass(frozen=True, slots=True)
+class _Spectrum:
+    """Power spectrum of a derivative profile's variation around its local trend."""
+
+    profile: np.ndarray
+    freqs: np.ndarray
+    power: np.ndarray
+
+    @classmethod
+    def of(cls, profile: np.ndarray) -> _Spectrum:
+        n = profile.size
+        trend = cv2.blur(profile.reshape(1, -1), (TREND_WIDTH, 1)).ravel()
+        relative = profile / np.maximum(trend, 1e-6) - 1.0
+        return cls(profile, np.fft.rfftfreq(n),
+                   np.abs(np.fft.rfft(relative * np.hanning(n))) ** 2)
+
+    def band(self, coder_periods: tuple[float, ...], resized_grid: bool) -> np.ndarray:
+        """The searched frequencies: periods MIN_PERIOD-MAX_PERIOD, coder periods excluded."""
+        freqs = self.freqs
+        band = (freqs > 1.0 / MAX_PERIOD) & (freqs < 1.0 / MIN_PERIOD)
+        band &= ~_excluded(freqs, coder_periods, freqs.size * 2)
+        if resized_grid:
+            for harmonic in (1, 2, 3):
+                centre = harmonic / 8.0
+                band &= np.abs(freqs - centre) > centre * RESIZED_JPEG_GRID
+        return band
+
+    def peak(self, band: np.ndarray) -> tuple[float, float]:
+        """(peak power over the band's median, its period)."""
+        if int(band.sum()) < 8:
+            return 0.0, 0.0
+        values = self.power[band]
+        k = int(np.argmax(values))
+        return (float(values[k] / max(float(np.median(values)), 1e-12)),
+                float(1.0 / self.freqs[band][k]))
+
+    def power_at(self, band: np.ndarray, period: float) -> float:
+        """Power at ``period`` (the strongest of the 3 nearest bins) over the band's median."""
+        k = int(np.argmin(np.abs(self.freqs - 1.0 / period)))
+        return float(self.power[max(0, k - 1) : k + 2].max()
+                     / max(float(np.median(self.power[band])), 1e-12))
 
 
-def _band(freqs: np.ndarray, coder_periods: tuple[float, ...], resized_grid: bool) -> np.ndarray:
-    band = (freqs > 1.0 / MAX_PERIOD) & (freqs < 1.0 / MIN_PERIOD)
-    band &= ~_excluded(freqs, coder_periods, freqs.size * 2)
-    if resized_grid:
-        for harmonic in (1, 2, 3):
-            centre = harmonic / 8.0
-            band &= np.abs(freqs - centre) > centre * RESIZED_JPEG_GRID
-    return band
-
-
-def _peak(profile: np.ndarray, band_of: np.ndarray) -> tuple[float, float]:
-    """(peak ratio, period) of the periodic part of a second-derivative profile."""
-    freqs, power = _spectrum(profile)
-    if int(band_of.sum()) < 8:
-        return 0.0, 0.0
-    values = power[band_of]
-    k = int(np.argmax(values))
-    median = float(np.median(values))
-    return float(values[k] / max(median, 1e-12)), float(1.0 / freqs[band_of][k])
-
-
-def _power_at(profile: np.ndarray, band_of: np.ndarray, period: float) -> float:
-    """Power at ``period`` (the strongest of the three nearest bins) over the band's median."""
-    freqs, power = _spectrum(profile)
-    k = int(np.argmin(np.abs(freqs - 1.0 / period)))
-    return float(power[max(0, k - 1) : k + 2].max() / max(float(np.median(power[band_of])),
-                                                           1e-12))
-
-
-def _repetition_ratio(grid: np.ndarray, period: float) -> float:
+def _repetition_ratio(diffs: np.ndarray, period: float) -> float:
     """Mean |difference| inside blocks of ``period`` over that across their boundaries (min over
-    phases); near 0 for pixel repetition, near 1 for interpolation."""
-    diffs = np.abs(np.diff(grid.astype(np.int16), axis=1)).mean(axis=0)
+    phases), from the column means of |first derivative|; near 0 for pixel repetition, near 1
+    for interpolation."""
     positions = np.arange(diffs.size)
     best = 1.0
     for phase in np.linspace(0.0, period, 8, endpoint=False):
@@ -148,14 +154,28 @@ def _repetition_ratio(grid: np.ndarray, period: float) -> float:
     return best
 
 
-def _jpeg_history(profiles: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+_FIRST = np.array([[-1.0, 1.0]], np.float32)
+_SECOND = np.array([[1.0, -2.0, 1.0]], np.float32)
+
+
+def _profiles(grid: np.ndarray) -> tuple[_Spectrum, _Spectrum]:
+    """Spectra of the column means of |first| and |second| derivative along the rows."""
+    first = np.abs(cv2.filter2D(grid, cv2.CV_32F, _FIRST, anchor=(0, 0),
+                                borderType=cv2.BORDER_REPLICATE))[:, :-1]
+    second = np.abs(cv2.filter2D(grid, cv2.CV_32F, _SECOND, anchor=(0, 0),
+                                 borderType=cv2.BORDER_REPLICATE))[:, :-2]
+    return (_Spectrum.of(cv2.reduce(first, 0, cv2.REDUCE_AVG).ravel()),
+            _Spectrum.of(cv2.reduce(second, 0, cv2.REDUCE_AVG).ravel()))
+
+
+def _jpeg_history(profiles: list[tuple[_Spectrum, _Spectrum]]) -> bool:
     """True when both directions carry a strong 8 px grid (within the resize tolerance)."""
     strong = 0
     for _, second in profiles:
-        freqs, power = _spectrum(second)
-        search = (freqs > 1.0 / MAX_PERIOD) & (freqs < 1.0 / MIN_PERIOD)
-        near = np.abs(freqs - 0.125) <= 0.125 * RESIZED_JPEG_GRID
-        if near.any() and power[near].max() >= JPEG_HISTORY_RATIO * np.median(power[search]):
+        search = (second.freqs > 1.0 / MAX_PERIOD) & (second.freqs < 1.0 / MIN_PERIOD)
+        near = np.abs(second.freqs - 0.125) <= 0.125 * RESIZED_JPEG_GRID
+        if near.any() and (second.power[near].max()
+                           >= JPEG_HISTORY_RATIO * np.median(second.power[search])):
             strong += 1
     return strong == 2
 
@@ -174,18 +194,13 @@ def detect_enlargement(grid: np.ndarray, file_long_side: int,
     """
     if grid.ndim != 2 or min(grid.shape) < MIN_PROFILE:
         return None
-    g = grid.astype(np.float32)
-    profiles = []
-    for lines in (g, g.T):
-        first = np.abs(lines[:, 1:] - lines[:, :-1]).mean(axis=0)
-        second = np.abs(lines[:, 2:] - 2.0 * lines[:, 1:-1] + lines[:, :-2]).mean(axis=0)
-        profiles.append((first, second))
+    profiles = [_profiles(grid), _profiles(cv2.transpose(grid))]
     scale = file_long_side / max(grid.shape)
 
     # Pixel repetition first: its own test (equal pixels inside blocks) needs no exclusions.
     period = _agreed_period(profiles, coder_periods, resized_grid=False)
     if period is not None:
-        repetition = min(_repetition_ratio(grid, period[0]), _repetition_ratio(grid.T, period[0]))
+        repetition = min(_repetition_ratio(first.profile, period[0]) for first, _ in profiles)
         if repetition < REPETITION_RATIO:
             return Enlargement(factor=period[0] * scale, kind="repeated", strength=period[1])
     if resized_grid and _jpeg_history(profiles):
@@ -195,26 +210,20 @@ def detect_enlargement(grid: np.ndarray, file_long_side: int,
     period = _agreed_period(profiles, coder_periods, resized_grid)
     if period is None:
         return None
-    content = 0.0
-    for first, second in profiles:
-        band_first = _band(np.fft.rfftfreq(first.size), coder_periods, resized_grid)
-        band_second = _band(np.fft.rfftfreq(second.size), coder_periods, resized_grid)
-        content = max(content, _power_at(first, band_first, period[0])
-                      / _power_at(second, band_second, period[0]))
+    content = max(first.power_at(first.band(coder_periods, resized_grid), period[0])
+                  / second.power_at(second.band(coder_periods, resized_grid), period[0])
+                  for first, second in profiles)
     if content >= MAX_CONTENT_RATIO:
         return None
     return Enlargement(factor=period[0] * scale, kind="interpolated", strength=period[1])
 
 
-def _agreed_period(profiles: list[tuple[np.ndarray, np.ndarray]],
+def _agreed_period(profiles: list[tuple[_Spectrum, _Spectrum]],
                    coder_periods: tuple[float, ...], resized_grid: bool
                    ) -> tuple[float, float] | None:
     """(period, weaker peak ratio) when both directions peak at the same period, else None."""
-    found = []
-    for _, second in profiles:
-        band = _band(np.fft.rfftfreq(second.size), coder_periods, resized_grid)
-        found.append(_peak(second, band))
-    (ratio_a, period_a), (ratio_b, period_b) = found
+    (ratio_a, period_a), (ratio_b, period_b) = (
+        second.peak(second.band(coder_periods, resized_grid)) for _, second in profiles)
     if min(ratio_a, ratio_b) < MIN_PEAK_RATIO:
         return None
     if abs(period_a - period_b) > PERIOD_TOLERANCE * max(period_a, period_b):

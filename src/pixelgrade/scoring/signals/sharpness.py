@@ -108,19 +108,22 @@ class Focus:
     sharp_share: float
 
 
-def _edges(lines: np.ndarray, min_rise: float) -> tuple[np.ndarray, ...]:
-    """Width, rise, line index and centre position of every edge run along the rows of lines.
+def _edges(lines: np.ndarray, min_rise: float, smear_rise: float, smear_length: float
+           ) -> tuple[np.ndarray, ...]:
+    """Edge runs and smeared runs along the rows of ``lines``.
 
-    A run's rise is the sum of its differences, which telescopes to (last - first sample), so it
-    costs two lookups instead of a reduction; only runs that rise enough pay for the reduction
-    that finds their peak gradient.
+    Returns (width, rise, line, centre) of every run rising at least ``min_rise`` (its width the
+    equivalent width, rise over peak gradient, in samples), then (line, centre) of every run
+    longer than ``smear_length`` samples rising at least ``smear_rise``. A run's rise is the sum
+    of its differences, which telescopes to (last - first sample), so it costs two lookups
+    instead of a reduction; only edge runs pay for the reduction that finds their peak gradient.
     """
     diffs = np.diff(lines, axis=1)
     width = diffs.shape[1]
     empty = np.empty(0, np.float32)
     no_lines = np.empty(0, np.intp)
     if width < 2:
-        return empty, empty, no_lines, empty
+        return empty, empty, no_lines, empty, no_lines, empty
     flat = diffs.ravel()
     signs = np.sign(flat)
     boundary = np.empty(flat.size, dtype=bool)
@@ -135,10 +138,13 @@ def _edges(lines: np.ndarray, min_rise: float) -> tuple[np.ndarray, ...]:
     row = starts // width
     samples = lines.ravel()
     rise = np.abs(samples[ends + row].astype(np.int32) - samples[starts + row])
+    long = np.flatnonzero((rise >= smear_rise) & (ends - starts > smear_length))
+    smear_line = starts[long] // width
+    smear_centre = (starts[long] + ends[long]) * 0.5 - smear_line * width
     edge = np.flatnonzero(rise >= min_rise)
     first, stop, rise = starts[edge], ends[edge], rise[edge]
     if first.size == 0:
-        return empty, empty, no_lines, empty
+        return empty, empty, no_lines, empty, smear_line, smear_centre
     bounds = np.empty(2 * first.size, dtype=np.intp)
     bounds[0::2] = first
     bounds[1::2] = stop
@@ -146,8 +152,9 @@ def _edges(lines: np.ndarray, min_rise: float) -> tuple[np.ndarray, ...]:
         bounds = bounds[:-1]
     peak = np.maximum.reduceat(np.abs(flat), bounds)[0::2]
     line = first // width
-    centre = (first - line * width + stop - line * width) * 0.5
-    return ((rise / peak).astype(np.float32), rise.astype(np.float32), line, centre)
+    centre = (first + stop) * 0.5 - line * width
+    return ((rise / peak).astype(np.float32), rise.astype(np.float32), line, centre,
+            smear_line, smear_centre)
 
 
 def _scan_lines(smooth: np.ndarray, direction: int, stride: int) -> tuple[np.ndarray, float]:
@@ -199,43 +206,56 @@ def _tile_widths(smooth: np.ndarray, gradient: tuple[np.ndarray, np.ndarray], di
     A line crossing an edge obliquely sees it wider than it is, by 1 / cos(angle between the
     line and the edge's normal); widths are corrected by that cosine, read from the gradient at
     the edge, and edges crossed at more than :data:`MAX_OBLIQUITY` degrees are not used. A tile
-    is smeared when it has at least :data:`MIN_TILE_EDGES` runs wider than :data:`MAX_EDGE_WIDTH`
-    that rise at least :data:`SMEAR_RISE_SHARE` of an edge's rise: what a strong camera shake
-    leaves of texture along the motion.
+    is smeared when it has at least :data:`MIN_TILE_EDGES` runs longer than
+    :data:`MAX_EDGE_WIDTH` that rise at least :data:`SMEAR_RISE_SHARE` of an edge's rise: what a
+    strong camera shake leaves of texture along the motion.
     """
     tiles_across = max(1, smooth.shape[1] // tile)
     tiles_down = max(1, smooth.shape[0] // tile)
     tiles = tiles_across * tiles_down
     lines, step = _scan_lines(smooth, direction, stride)
-    widths, rises, line, centre = _edges(lines, min_rise * SMEAR_RISE_SHARE)
-    widths = widths * step
-    r, c = _position(direction, line, centre.astype(np.intp), stride, smooth.shape)
-    inside = (c >= 0) & (c < smooth.shape[1])  # the sheared copy's replicated margins
-    widths, rises, r, c = widths[inside], rises[inside], r[inside], c[inside]
-    gx, gy = gradient[0][r, c].astype(np.float32), gradient[1][r, c].astype(np.float32)
+    widths, rises, line, centre, smear_line, smear_centre = _edges(
+        lines, min_rise, min_rise * SMEAR_RISE_SHARE, MAX_EDGE_WIDTH / step)
     dx, dy = _DIRECTION[direction]
-    cosine = np.abs(dx * gx + dy * gy) / np.maximum(np.hypot(gx, gy), 1e-6)
-    square = cosine >= MIN_COSINE
-    widths, rises, r, c = widths[square] * cosine[square], rises[square], r[square], c[square]
-    index = (np.minimum(r // tile, tiles_down - 1) * tiles_across
-             + np.minimum(c // tile, tiles_across - 1))
-    edge = (widths <= MAX_EDGE_WIDTH) & (rises >= min_rise)
-    smeared = np.bincount(index[widths > MAX_EDGE_WIDTH], minlength=tiles) >= MIN_TILE_EDGES
+
+    def tile_of(line: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tile index and cosine of each run; the cosine is 0 for runs seen too obliquely or
+        lying in the sheared copy's replicated margins (outside the picture)."""
+        r, c = _position(direction, line, centre.astype(np.intp), stride, smooth.shape)
+        inside = (c >= 0) & (c < smooth.shape[1])
+        c = np.clip(c, 0, smooth.shape[1] - 1)
+        gx = gradient[0][r, c].astype(np.float32)
+        gy = gradient[1][r, c].astype(np.float32)
+        cosine = np.abs(dx * gx + dy * gy) / np.maximum(np.hypot(gx, gy), 1e-6)
+        cosine[~inside | (cosine < MIN_COSINE)] = 0.0
+        index = (np.minimum(r // tile, tiles_down - 1) * tiles_across
+                 + np.minimum(c // tile, tiles_across - 1))
+        return index, cosine
+
     out = np.full(tiles, np.nan, np.float32)
-    if edge.any():
-        widths, rises, index = widths[edge], rises[edge], index[edge]
-        # The stronger half of the edges (by rise) in this direction is judged.
-        strong = rises >= np.median(rises)
-        widths, index = widths[strong], index[strong]
-        # One sort of (tile, width) keys; widths kept to 1/256 px.
-        quantised = np.minimum(widths * 256, 65535).astype(np.int64)
-        keys = np.sort(index.astype(np.int64) * 65536 + quantised)
-        counts = np.bincount(index, minlength=tiles)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        judged = np.flatnonzero(counts >= MIN_TILE_EDGES)
-        at = starts[judged] + ((counts[judged] - 1) * TILE_WIDTH_PERCENTILE / 100.0).astype(
-            np.intp)
-        out[judged] = (keys[at] & 65535) / 256.0
+    smear_index, smear_cos = tile_of(smear_line, smear_centre)
+    smeared = np.bincount(smear_index[smear_cos > 0], minlength=tiles) >= MIN_TILE_EDGES
+    # The stronger half of the edges (by rise) in this direction is judged; the cheap tests come
+    # before the gradient lookups.
+    edge = (widths * step) <= MAX_EDGE_WIDTH / MIN_COSINE
+    if not edge.any():
+        return out, smeared
+    strong = edge & (rises >= np.median(rises[edge]))
+    widths, line, centre = widths[strong] * step, line[strong], centre[strong]
+    index, cosine = tile_of(line, centre)
+    widths = widths * cosine
+    keep = (cosine > 0) & (widths <= MAX_EDGE_WIDTH)
+    widths, index = widths[keep], index[keep]
+    if widths.size == 0:
+        return out, smeared
+    # One sort of (tile, width) keys; widths kept to 1/256 px.
+    quantised = np.minimum(widths * 256, 65535).astype(np.int64)
+    keys = np.sort(index.astype(np.int64) * 65536 + quantised)
+    counts = np.bincount(index, minlength=tiles)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    judged = np.flatnonzero(counts >= MIN_TILE_EDGES)
+    at = starts[judged] + ((counts[judged] - 1) * TILE_WIDTH_PERCENTILE / 100.0).astype(np.intp)
+    out[judged] = (keys[at] & 65535) / 256.0
     return out, smeared
 
 
