@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pixelgrade import __version__
 from pixelgrade.batch import default_workers, expand_locations, score_locations
@@ -43,16 +44,22 @@ def _config(high: int, medium: int, max_bytes: int, max_pixels: int, target_mp: 
 
 
 def _line(location: str, report: QualityReport) -> str:
-    """One human-readable line (Rich markup) for a report."""
+    """Human-readable lines (Rich markup) for a report: the score, band and what limits it, then
+    every issue and how the total is made."""
     if report.status != "scored":
         style = "dim" if report.status == "skipped" else "red"
         return (f"[{style}]  N/A  {report.status:<7}[/] {location}  "
-                f"[{style}]{report.reason}[/]")
+                f"[{style}]{escape(report.reason or '')}[/]")
     band = report.band or ""
     size = f"{report.width}x{report.height} {report.format}"
-    issues = "; ".join(issue.message for issue in report.issues[:3]) or "no issues found"
-    return (f"[{BAND_STYLE.get(band, '')}]{report.score:>5}  {band:<7}[/] {location}  "
-            f"[dim]{size}[/]  {issues}")
+    head = (f"[{BAND_STYLE.get(band, '')}]{report.score:>5}  {band:<7}[/] {escape(location)}  "
+            f"[dim]{size}[/]  {escape(report.summary or 'no issues found')}")
+    if not report.issues:
+        return head
+    lines = [head, *(f"               - {escape(issue.message)}" for issue in report.issues)]
+    if report.formula:
+        lines.append(f"               [dim]total: {escape(report.formula)}[/]")
+    return "\n".join(lines)
 
 
 def _print_summary(console: Console, reports: list[QualityReport]) -> None:
@@ -94,7 +101,8 @@ def score(
     allow_private_network: AllowPrivateNetworkOpt = False,
     allow_host: AllowHostOpt = None,
 ) -> None:
-    """Score images and print a line each (score, band, main issues).
+    """Score images and print each one's score, band and what limits it, then every issue and
+    how the total is made.
 
     Unreadable, corrupt or non-image inputs are reported as [red]failed[/] with the reason and
     vector images (SVG, PDF) as skipped; the exit code stays 0 (it is non-zero only for usage

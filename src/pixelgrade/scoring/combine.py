@@ -24,15 +24,13 @@ from __future__ import annotations
 
 from pixelgrade.scoring.config import ScoringConfig
 from pixelgrade.scoring.decode import DecodedImage
-from pixelgrade.scoring.explain import FINE_FROM, describe, formula, limiting
-from pixelgrade.scoring.measure import Measurements, measure
+from pixelgrade.scoring.explain import describe, evidence, formula, limiting
+from pixelgrade.scoring.measure import measure
 from pixelgrade.scoring.report import Component, Issue, QualityReport
 from pixelgrade.scoring.subscores import (
     SECONDARY_WEIGHT,
-    exposure_factors,
     group_scores,
     overall_score,
-    sharpness_width,
     sub_scores,
 )
 
@@ -54,46 +52,6 @@ def weights(sub: dict[str, float | None]) -> dict[str, float]:
     return out
 
 
-_UNITS = {
-    "sharpness": "px edge width where sharpest (at 1024 px)",
-    "noise": "noise sigma (grey levels)",
-    "exposure": "brightest detail (0-1)",
-    "contrast": "darkest tones (0-1)",
-    "resolution": "megapixels of real detail",
-    "impulses": "share of isolated specks",
-    "banding": "histogram comb (0-2)",
-}
-
-
-def _values(m: Measurements) -> dict[str, float | None]:
-    t = m.tones
-    exposure = exposure_factors(t)
-    compression: float | None = m.jpeg_quality if m.jpeg_quality is not None else (
-        m.webp_quality if m.webp_quality is not None else m.blockiness)
-    return {
-        "sharpness": sharpness_width(m),
-        "noise": m.noise,
-        "exposure": t.highlights_clipped if exposure.side == "overexposed" else t.brightest,
-        "contrast": t.dark_level,
-        "resolution": m.effective_megapixels,
-        "compression": compression,
-        "impulses": m.impulses,
-        "banding": m.comb,
-    }
-
-
-def _unit(name: str, m: Measurements) -> str:
-    if name == "compression":
-        if m.jpeg_quality is not None:
-            return "JPEG quality (1-100)"
-        if m.webp_quality is not None:
-            return "WebP quality (0-100)"
-        return "blockiness ratio"
-    if name == "exposure" and exposure_factors(m.tones).side == "overexposed":
-        return "share blown to white"
-    return _UNITS[name]
-
-
 def assess(decoded: DecodedImage, data_size: int, config: ScoringConfig) -> QualityReport:
     """Measure every signal of ``decoded`` and combine them into a :class:`QualityReport`."""
     m = measure(decoded)
@@ -104,24 +62,25 @@ def assess(decoded: DecodedImage, data_size: int, config: ScoringConfig) -> Qual
     score = round(total)
     band = config.bands.band(score)
     exponent = weights(sub)
-    values = _values(m)
-    components = {
-        name: Component(
+    components = {}
+    for name in COMPONENTS:
+        value, unit = evidence(name, m)
+        components[name] = Component(
             score=None if sub[name] is None else round(sub[name]),  # type: ignore[arg-type]
-            value=None if values[name] is None else round(float(values[name]), 4),  # type: ignore[arg-type]
-            unit=_unit(name, m),
+            value=None if value is None else round(float(value), 4),
+            unit=unit,
             weight=exponent[name],
         )
-        for name in COMPONENTS
-    }
     costs = {name: overall_score({**sub, name: 100.0}) - total
              for name, value in sub.items() if value is not None and value < 100}
     ranked = [name for name, _ in sorted(costs.items(), key=lambda item: -item[1])]
+    # Named: every component that is a visible defect, and every one without which the picture
+    # would be in a better band.
     named = [name for name in ranked
              if sub[name] < ISSUE_BELOW  # type: ignore[operator]
-             or (sub[name] < FINE_FROM  # type: ignore[operator]
-                 and config.bands.band(round(total + costs[name])) != band)]
-    issues = tuple(Issue(*describe(name, m, config)) for name in named)
+             or config.bands.band(round(total + costs[name])) != band]
+    issues = tuple(Issue(*describe(name, sub[name], m, config))  # type: ignore[arg-type]
+                   for name in named)
     return QualityReport(
         status="scored",
         score=score,

@@ -49,36 +49,57 @@ def share(value: float) -> str:
     return f"{percent:.2f}%"
 
 
-def _sharpness(m: Measurements) -> tuple[str, str]:
+def _word(score: float, severe: str, visible: str, slight: str) -> str:
+    """The word for a defect of this sub-score: under 40 severe, under 70 visible, else slight."""
+    return severe if score < 40 else visible if score < 70 else slight
+
+
+def _sharpness(m: Measurements, score: float) -> tuple[str, str]:
     width = sharpness_width(m) or 0.0
     if m.enlargement is not None:
         shown = m.enlargement.factor * m.working_scale
-        return "blurry", (f"soft: enlarged about {shown:.1f}x even at 1024 px, so its detail is "
-                          f"as coarse as edges ~{width:.1f} px wide (crisp photos: under 2)")
-    where = "even where the picture is sharpest, " if m.focus.sharp_share < 0.5 else ""
-    return "blurry", (f"blurry: nothing is in focus; {where}edges spread over ~{width:.1f} px "
-                      "at 1024 px (crisp photos: under 2)")
+        if m.enlargement.kind == "repeated":
+            return "pixelated", (f"pixelated: each pixel of the original is a block of about "
+                                 f"{shown:.1f} x {shown:.1f} pixels even at 1024 px")
+        w, h = m.detail_size
+        word = _word(score, "blurry", "soft", "slightly soft")
+        return "blurry", (f"{word}: enlarged from detail of about {w}x{h}, so even at 1024 px "
+                          f"it is as soft as edges ~{width:.1f} px wide (crisp photos: under 2)")
+    if score < 40:
+        return "blurry", (f"blurry: nothing is in focus; even where the picture is sharpest, "
+                          f"edges spread over ~{width:.1f} px at 1024 px (crisp photos: under 2)")
+    word = _word(score, "blurry", "soft", "slightly soft")
+    return "blurry", (f"{word}: even where the picture is sharpest, edges spread over "
+                      f"~{width:.1f} px at 1024 px (crisp photos: under 2)")
 
 
-def _exposure(m: Measurements) -> tuple[str, str]:
+def _noise(m: Measurements, score: float) -> tuple[str, str]:
+    word = _word(score, "very noisy", "noisy", "slightly grainy")
+    return "noisy", (f"{word}: grain of about {m.noise:.0f} grey levels at 1024 px "
+                     "(clean photos: under 1)")
+
+
+def _exposure(m: Measurements, score: float) -> tuple[str, str]:
     t = m.tones
     factors = exposure_factors(t)
     if factors.side == "overexposed":
+        word = _word(score, "blown out", "overexposed", "a little bright")
         if t.highlights_clipped < 0.01:
-            return "overexposed", (f"overexposed: the middle tones are pushed up to "
+            return "overexposed", (f"{word}: the middle tones are pushed up to "
                                    f"{t.unclipped_median:.0%} of white (pale, high-key photos: "
                                    "under 77%)")
-        return "overexposed", (f"overexposed: {share(t.highlights_clipped)} of the picture is "
-                               f"blown to pure white and the rest is bright too (middle tones "
-                               f"at {t.unclipped_median:.0%})")
+        return "overexposed", (f"{word}: {share(t.highlights_clipped)} of the picture is blown "
+                               "to pure white and the rest is bright too (middle tones at "
+                               f"{t.unclipped_median:.0%})")
+    word = _word(score, "very dark", "underexposed", "a little dark")
     if factors.crushed < factors.under:
-        return "underexposed", (f"underexposed: {share(t.shadows_clipped)} of the picture is "
-                                "crushed to pure black")
-    return "underexposed", (f"underexposed: the brightest detail reaches only "
-                            f"{t.brightest:.0%} of white and the middle tones {t.median:.0%}")
+        return "underexposed", (f"{word}: {share(t.shadows_clipped)} of the picture is crushed to "
+                                "pure black")
+    return "underexposed", (f"{word}: the brightest detail reaches only {t.brightest:.0%} of "
+                            f"white and the middle tones {t.median:.0%}")
 
 
-def _contrast(m: Measurements) -> tuple[str, str]:
+def _contrast(m: Measurements, score: float) -> tuple[str, str]:
     t = m.tones
     dark, tonal_range = contrast_factors(t)
     if tonal_range <= dark:
@@ -86,49 +107,99 @@ def _contrast(m: Measurements) -> tuple[str, str]:
         if levels <= 3:
             return "nearly_blank", (f"nearly blank: one flat tone (its tones span {levels} grey "
                                     f"level{'s' if levels != 1 else ''})")
-        return "low_contrast", (f"flat: all the tones fit in {t.dynamic_range:.0%} of the range "
-                                "from black to white")
-    return "low_contrast", (f"washed out: even the darkest tones are {t.dark_level:.0%} grey, as "
+        word = _word(score, "very flat", "flat", "a little flat")
+        return "low_contrast", (f"{word}: all the tones fit in {t.dynamic_range:.0%} of the "
+                                "range from black to white")
+    word = _word(score, "washed out", "washed out", "a little hazy")
+    return "low_contrast", (f"{word}: even the darkest tones are {t.dark_level:.0%} grey, as "
                             "through haze or a veil (photos: under 25%)")
 
 
-def _resolution(m: Measurements, config: ScoringConfig) -> tuple[str, str]:
+def _resolution(m: Measurements, score: float, config: ScoringConfig) -> tuple[str, str]:
     if m.enlargement is not None:
         w, h = m.detail_size
         how = "by pixel repetition" if m.enlargement.kind == "repeated" else "by interpolation"
         return "enlarged", (f"enlarged {how}: detail of about {w}x{h} in a {m.width}x{m.height} "
                             f"image ({megapixels(w, h)} of real detail)")
-    return "low_resolution", (f"low resolution: {m.width}x{m.height}, "
-                              f"{megapixels(m.width, m.height)} "
-                              f"(target: {config.target_megapixels:g} MP)")
+    word = _word(score, "very low resolution", "low resolution", "small")
+    return "low_resolution", (f"{word}: {m.width}x{m.height}, {megapixels(m.width, m.height)} "
+                              f"(full marks from {config.target_megapixels:g} MP)")
 
 
-def _compression(m: Measurements) -> tuple[str, str]:
+def _compression(m: Measurements, score: float) -> tuple[str, str]:
+    word = _word(score, "heavy compression", "visible compression", "mild compression")
     if m.jpeg_quality is not None:
-        return "heavy_compression", (f"heavy compression: saved at JPEG quality "
-                                     f"~{m.jpeg_quality:.0f} (web photos: 75-90)")
+        return "heavy_compression", (f"{word}: saved at JPEG quality ~{m.jpeg_quality:.0f} "
+                                     "(web photos: 70-90)")
     if m.webp_quality is not None:
-        return "heavy_compression", (f"heavy compression: saved at WebP quality "
-                                     f"~{m.webp_quality:.0f} (web photos: 60-90)")
-    return "heavy_compression", (f"heavy compression: an 8x8 block grid is visible "
-                                 f"(blockiness {m.blockiness or 0:.2f}; clean: ~1.0)")
+        return "heavy_compression", (f"{word}: saved at WebP quality ~{m.webp_quality:.0f} "
+                                     "(web photos: 40-90)")
+    return "heavy_compression", (f"{word}: an 8x8 block grid is visible (blockiness "
+                                 f"{m.blockiness or 0:.2f}; clean: about 1.0)")
 
 
-def describe(component: str, m: Measurements, config: ScoringConfig) -> tuple[str, str]:
-    """Issue code and sentence for a component that limits the score."""
+#: Issue code -> the component whose sub-score it explains.
+ISSUE_COMPONENT = {
+    "blurry": "sharpness", "pixelated": "sharpness", "noisy": "noise",
+    "underexposed": "exposure", "overexposed": "exposure", "low_contrast": "contrast",
+    "nearly_blank": "contrast", "low_resolution": "resolution", "enlarged": "resolution",
+    "heavy_compression": "compression", "impulse_noise": "impulses", "banding": "banding",
+}
+
+
+def evidence(component: str, m: Measurements) -> tuple[float | None, str]:
+    """The measurement a component reports, and its unit: the one its sentence quotes (for
+    exposure and contrast, that of the factor that decided)."""
+    t = m.tones
     if component == "sharpness":
-        return _sharpness(m)
+        return sharpness_width(m), "px edge width where sharpest (at 1024 px)"
     if component == "noise":
-        return "noisy", (f"noisy: grain of about {m.noise:.0f} grey levels at 1024 px "
-                         "(clean photos: under 1)")
+        return m.noise, "noise sigma (grey levels)"
     if component == "exposure":
-        return _exposure(m)
+        factors = exposure_factors(t)
+        if factors.side == "overexposed":
+            if t.highlights_clipped < 0.01:
+                return t.unclipped_median, "middle tones (0-1)"
+            return t.highlights_clipped, "share blown to white"
+        if factors.crushed < factors.under:
+            return t.shadows_clipped, "share crushed to black"
+        return t.brightest, "brightest detail (0-1)"
     if component == "contrast":
-        return _contrast(m)
+        dark, tonal_range = contrast_factors(t)
+        if tonal_range <= dark:
+            return t.dynamic_range, "tonal range (0-1)"
+        return t.dark_level, "darkest tones (0-1)"
     if component == "resolution":
-        return _resolution(m, config)
+        return m.effective_megapixels, "megapixels of real detail"
     if component == "compression":
-        return _compression(m)
+        if m.jpeg_quality is not None:
+            return m.jpeg_quality, "JPEG quality (1-100)"
+        if m.webp_quality is not None:
+            return m.webp_quality, "WebP quality (0-100)"
+        return m.blockiness, "blockiness ratio"
+    if component == "impulses":
+        return m.impulses, "share of isolated specks"
+    if component == "banding":
+        return m.comb, "histogram comb (0-2)"
+    raise ValueError(f"no measurement for component {component!r}")
+
+
+def describe(component: str, score: float, m: Measurements,
+             config: ScoringConfig) -> tuple[str, str]:
+    """Issue code and sentence for a component that limits the score (``score`` is its
+    sub-score: it picks the words, the measurement gives the numbers)."""
+    if component == "sharpness":
+        return _sharpness(m, score)
+    if component == "noise":
+        return _noise(m, score)
+    if component == "exposure":
+        return _exposure(m, score)
+    if component == "contrast":
+        return _contrast(m, score)
+    if component == "resolution":
+        return _resolution(m, score, config)
+    if component == "compression":
+        return _compression(m, score)
     if component == "impulses":
         return "impulse_noise", (f"specks: {share(m.impulses)} of the pixels are isolated black "
                                  "or white dots (clean photos: under 0.15%)")

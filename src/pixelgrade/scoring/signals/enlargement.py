@@ -15,7 +15,8 @@ the coder itself (JPEG's 8 x 8 blocks and their harmonics, VP8's 4 x 4 and 16 x 
 excluded, since every JPEG and WebP carries them (and, for any other file, the 8 px grid of a
 JPEG it may once have been, resized by a few percent). A peak is accepted when both directions
 show it at the same period and it stands :data:`MIN_PEAK_RATIO` times above the median of the
-spectrum.
+spectrum (the strongest peak may be a harmonic of the enlargement: see
+:func:`_agreed_period`).
 
 Periodic *content* (tiles, a grid pattern, a fence, rows of windows) makes the same peak. It is
 told apart by the first derivative: an interpolating kernel leaves the mean ``|gradient|`` of
@@ -47,8 +48,6 @@ import numpy as np
 MIN_PERIOD, MAX_PERIOD = 2.1, 12.0
 #: A periodic peak must stand this many times above the median power of the searched band.
 MIN_PEAK_RATIO = 60.0
-#: The two directions must agree on the period within this relative tolerance.
-PERIOD_TOLERANCE = 0.04
 #: Interpolation, not a pattern: first- over second-derivative periodic power below this.
 MAX_CONTENT_RATIO = 0.5
 #: A JPEG block grid resized by up to this share is excluded, with its harmonics, for files that
@@ -58,6 +57,8 @@ RESIZED_JPEG_GRID = 0.06
 JPEG_HISTORY_RATIO = 2000.0
 #: Local trend removed from the second-derivative profile (a moving average this wide, px).
 TREND_WIDTH = 33
+#: A multiple of the strongest period is the fundamental when its peak is this share of it.
+HARMONIC_SHARE = 0.2
 #: Pixel repetition: mean |difference| inside repeated blocks below this share of the mean
 #: across block boundaries, in at least one direction (on the corpus: 0.02-0.48 for pixel
 #: repetition after JPEG or WebP, 0.77-0.99 for interpolation).
@@ -227,11 +228,23 @@ def detect_enlargement(grid: np.ndarray, file_long_side: int,
 def _agreed_period(profiles: list[tuple[_Spectrum, _Spectrum]],
                    coder_periods: tuple[float, ...], resized_grid: bool
                    ) -> tuple[float, float] | None:
-    """(period, weaker peak ratio) when both directions peak at the same period, else None."""
-    (ratio_a, period_a), (ratio_b, period_b) = (
-        second.peak(second.band(coder_periods, resized_grid)) for _, second in profiles)
-    if min(ratio_a, ratio_b) < MIN_PEAK_RATIO:
+    """(period, weaker peak ratio) of a periodic trace that both directions show, else None.
+
+    Each direction's strongest peak may be a harmonic (k/2 or k/3 of an enlargement by k, and
+    the two directions need not pick the same one): the candidates are the peaks and their
+    multiples, longest first, and the first that stands out in both directions (at least
+    MIN_PEAK_RATIO and HARMONIC_SHARE of that direction's own peak) is the period.
+    """
+    bands = [second.band(coder_periods, resized_grid) for _, second in profiles]
+    peaks = [second.peak(band) for (_, second), band in zip(profiles, bands, strict=True)]
+    if min(ratio for ratio, _ in peaks) < MIN_PEAK_RATIO:
         return None
-    if abs(period_a - period_b) > PERIOD_TOLERANCE * max(period_a, period_b):
-        return None
-    return (period_a + period_b) / 2.0, min(ratio_a, ratio_b)
+    candidates = sorted({period * multiple for _, period in peaks for multiple in (1, 2, 3)
+                         if 0 < period * multiple <= MAX_PERIOD}, reverse=True)
+    for candidate in candidates:
+        strengths = [second.power_at(band, candidate)
+                     for (_, second), band in zip(profiles, bands, strict=True)]
+        if all(strength >= max(MIN_PEAK_RATIO, HARMONIC_SHARE * ratio)
+               for strength, (ratio, _) in zip(strengths, peaks, strict=True)):
+            return candidate, min(strengths)
+    return None

@@ -83,7 +83,8 @@ MIN_JUDGED_SHARE = 0.03
 #: A scan direction decides only when at least this share of the tiles had edges in it (camera
 #: shake along a direction still leaves 7% and more; one soft cloud across a sharp ridge 3%).
 MIN_DIRECTION_SHARE = 0.06
-#: ... unless this many of its tiles are textured and smeared along it (a strong shake).
+#: ... unless this many of its tiles (and MIN_JUDGED_SHARE of them) are textured and smeared
+#: along it: a strong shake.
 MIN_STREAKED = 2
 #: Runs wider than MAX_EDGE_WIDTH rising at least this share of an edge's rise are smeared
 #: texture (see _tile_widths).
@@ -298,7 +299,8 @@ def focus(grey: np.ndarray, noise_sigma: float = 0.0, tonal_range: float = 1.0) 
     # one way (a ridge, a facade) has only a few soft ones (clouds) across them.
     enough = max(1.0, MIN_JUDGED_SHARE * tiles_total)
     judged = [w for w, n in zip(per_direction, streaked, strict=True)
-              if w.size >= max(enough, MIN_DIRECTION_SHARE * tiles_total) or n >= MIN_STREAKED]
+              if w.size >= max(enough, MIN_DIRECTION_SHARE * tiles_total)
+              or n >= max(MIN_STREAKED, MIN_JUDGED_SHARE * tiles_total)]
     if not judged:
         judged = [w for w in per_direction if w.size >= enough]
     if not judged:
