@@ -159,14 +159,17 @@ def test_histogram_comb_sees_posterisation() -> None:
     assert histogram_comb(posterised) > 0.8
 
 
-@pytest.mark.parametrize(("interpolation", "kind"), [(cv2.INTER_CUBIC, "interpolated"),
-                                                     (cv2.INTER_LINEAR, "interpolated"),
-                                                     (cv2.INTER_NEAREST, "repeated")])
-@pytest.mark.parametrize("factor", [2.5, 3.0, 4.4])
+@pytest.mark.parametrize(("interpolation", "kind", "factor"), [
+    *((cv2.INTER_CUBIC, "interpolated", f) for f in (2.5, 3.0, 4.4)),
+    *((cv2.INTER_LINEAR, "interpolated", f) for f in (2.5, 3.0, 4.4, 6.0)),
+    *((cv2.INTER_LANCZOS4, "interpolated", f) for f in (2.5, 4.4, 6.0)),
+    *((cv2.INTER_NEAREST, "repeated", f) for f in (3.0, 4.4, 6.0, 7.5)),
+])
 def test_enlargement_is_found_with_its_factor_and_kind(interpolation: int, kind: str,
                                                       factor: float) -> None:
-    """(Known limits, see the module: an exact 2x enlargement leaves its trace at the Nyquist
-    frequency and is not searched; a bicubic 5x or more can fail the periodic-content test.)"""
+    """Known limits (see the module): an exact 2x enlargement leaves its trace at the Nyquist
+    frequency, which is not searched; a bicubic 5x or more can fail the periodic-content test;
+    pixel repetition by 2.5x alternates 2 and 3 px blocks and reads as 5x."""
     enlarged = cv2.resize(_grey("astronaut.png"), None, fx=factor, fy=factor,
                           interpolation=interpolation)
     found = detect_enlargement(enlarged, max(enlarged.shape))

@@ -207,6 +207,8 @@ def detect_enlargement(grid: np.ndarray, file_long_side: int,
     # Pixel repetition first: its own test (equal pixels inside blocks) needs no exclusions.
     period = _agreed_period(profiles, coder_periods, resized_grid=False)
     if period is not None:
+        # (Blocks of a non-integer size alternate, 2, 3, 2, 3 px for 2.5x: the trace's period
+        # is then the pattern's, 5 px, and the factor reads twice too large.)
         repetition = min(_repetition_ratio(first.profile, period[0]) for first, _ in profiles)
         if repetition < REPETITION_RATIO:
             return Enlargement(factor=period[0] * scale, kind="repeated", strength=period[1])
