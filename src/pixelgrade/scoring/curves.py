@@ -63,8 +63,8 @@ HIGHLIGHT_CLIP: Curve = ((0.01, 100), (0.03, 93), (0.06, 80), (0.10, 66), (0.20,
 #: Median of the unclipped pixels -> factor: middle tones pushed up into the highlights. Pale,
 #: high-key photographs keep them under ~0.77 (fog, pastel, a hazy beach); a stop or two of
 #: overexposure puts them over 0.8.
-BRIGHT_MIDTONES: Curve = ((0.70, 100), (0.77, 90), (0.83, 70), (0.88, 56), (0.95, 42),
-                          (1.0, 35))
+BRIGHT_MIDTONES: Curve = ((0.70, 100), (0.77, 90), (0.83, 70), (0.88, 52), (0.93, 35),
+                          (0.97, 20), (1.0, 10))
 #: Median of the unclipped pixels -> weight of the clipped share above: clipping beside dark or
 #: mid tones is a background or a light source; clipping beside bright tones is overexposure.
 CLIP_WEIGHT: Curve = ((0.35, 0.3), (0.65, 1.0))

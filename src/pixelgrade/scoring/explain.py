@@ -14,6 +14,7 @@ from pixelgrade.scoring.config import ScoringConfig
 from pixelgrade.scoring.measure import Measurements
 from pixelgrade.scoring.report import Component
 from pixelgrade.scoring.subscores import (
+    BLANK_LEVELS,
     SECONDARY_WEIGHT,
     contrast_factors,
     exposure_factors,
@@ -104,7 +105,7 @@ def _contrast(m: Measurements, score: float) -> tuple[str, str]:
     dark, tonal_range = contrast_factors(t)
     if tonal_range <= dark:
         levels = round(t.dynamic_range * 255)
-        if levels <= 3:
+        if levels <= BLANK_LEVELS:
             return "nearly_blank", (f"nearly blank: one flat tone (its tones span {levels} grey "
                                     f"level{'s' if levels != 1 else ''})")
         word = _word(score, "very flat", "flat", "a little flat")
@@ -180,7 +181,7 @@ def evidence(component: str, m: Measurements) -> tuple[float | None, str]:
     if component == "impulses":
         return m.impulses, "share of isolated specks"
     if component == "banding":
-        return m.comb, "histogram comb (0-2)"
+        return m.banding, "histogram comb where flat (0-2)"
     raise ValueError(f"no measurement for component {component!r}")
 
 
@@ -204,8 +205,9 @@ def describe(component: str, score: float, m: Measurements,
         return "impulse_noise", (f"specks: {share(m.impulses)} of the pixels are isolated black "
                                  "or white dots (clean photos: under 0.15%)")
     if component == "banding":
-        return "banding", ("banding: the tones fall into visible steps, as when a picture is "
-                           f"posterised (histogram comb {m.comb:.2f}; photos: under 0.25)")
+        return "banding", (f"banding: the tones fall into flat steps, as when a picture is "
+                           f"posterised ({share(m.flat)} of it is flat; histogram comb "
+                           f"{m.banding:.2f}, photos: under 0.25)")
     raise ValueError(f"no sentence for component {component!r}")
 
 

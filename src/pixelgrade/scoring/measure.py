@@ -11,8 +11,10 @@ from pixelgrade.scoring.signals import (
     Enlargement,
     Focus,
     ToneStats,
+    banding_index,
     blockiness,
     detect_enlargement,
+    flat_share,
     focus,
     histogram_comb,
     impulse_share,
@@ -38,6 +40,7 @@ class Measurements:
     tones: ToneStats
     impulses: float
     comb: float
+    flat: float
     enlargement: Enlargement | None
     width: int
     height: int
@@ -45,6 +48,11 @@ class Measurements:
     jpeg_quality: float | None
     webp_quality: float | None
     blockiness: float | None
+
+    @property
+    def banding(self) -> float:
+        """The histogram comb, in proportion to how much of the picture is flat."""
+        return banding_index(self.comb, self.flat)
 
     @property
     def megapixels(self) -> float:
@@ -108,6 +116,7 @@ def measure(decoded: DecodedImage) -> Measurements:
         tones=tones,
         impulses=impulse_share(grey),
         comb=histogram_comb(grey),
+        flat=flat_share(grey),
         enlargement=enlargement,
         width=decoded.width,
         height=decoded.height,

@@ -69,6 +69,8 @@ def compression_score(m: Measurements) -> float | None:
     return None
 
 
+#: A picture whose tones span at most this many grey levels is nearly blank.
+BLANK_LEVELS = 3
 #: Focus width (px at working size) of a crisp photograph: an enlargement by k at the working
 #: size makes its detail as coarse as edges k times this wide.
 CRISP_WIDTH = 1.6
@@ -91,16 +93,19 @@ def sharpness_width(m: Measurements) -> float | None:
 def sub_scores(m: Measurements, config: ScoringConfig) -> dict[str, float | None]:
     """The 0-100 sub-score of every component (None: nothing to judge)."""
     width = sharpness_width(m)
+    # A nearly blank picture (its tones span a few levels) is judged by its contrast alone:
+    # its brightness is not an exposure, nor its single tone a band.
+    blank = m.tones.dynamic_range * 255 <= BLANK_LEVELS
     return {
         "sharpness": None if width is None else curves.curve(curves.SHARPNESS, width),
         "noise": curves.curve(curves.NOISE, m.noise),
-        "exposure": exposure_factors(m.tones).score,
+        "exposure": None if blank else exposure_factors(m.tones).score,
         "contrast": min(contrast_factors(m.tones)),
         "resolution": curves.curve(curves.RESOLUTION, math.log2(
             max(m.effective_megapixels, 1e-9) / config.target_megapixels)),
         "compression": compression_score(m),
         "impulses": curves.curve(curves.IMPULSES, m.impulses),
-        "banding": curves.curve(curves.BANDING, m.comb),
+        "banding": None if blank else curves.curve(curves.BANDING, m.banding),
     }
 
 

@@ -5,7 +5,7 @@ paper or rule it implements. Turning these raw numbers into 0-100 sub-scores and
 happens in one place only: :mod:`pixelgrade.scoring.combine`.
 """
 
-from pixelgrade.scoring.signals.banding import histogram_comb
+from pixelgrade.scoring.signals.banding import banding_index, flat_share, histogram_comb
 from pixelgrade.scoring.signals.compression import blockiness, jpeg_quality
 from pixelgrade.scoring.signals.enlargement import Enlargement, detect_enlargement
 from pixelgrade.scoring.signals.exposure import ToneStats, tone_stats
@@ -17,8 +17,10 @@ __all__ = [
     "Enlargement",
     "Focus",
     "ToneStats",
+    "banding_index",
     "blockiness",
     "detect_enlargement",
+    "flat_share",
     "focus",
     "histogram_comb",
     "impulse_share",
