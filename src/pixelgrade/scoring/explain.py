@@ -119,9 +119,9 @@ def _contrast(m: Measurements, score: float) -> tuple[str, str]:
 def _resolution(m: Measurements, score: float, config: ScoringConfig) -> tuple[str, str]:
     if m.enlargement is not None:
         w, h = m.detail_size
-        how = "by pixel repetition" if m.enlargement.kind == "repeated" else "by interpolation"
-        return "enlarged", (f"enlarged {how}: detail of about {w}x{h} in a {m.width}x{m.height} "
-                            f"image ({megapixels(w, h)} of real detail)")
+        how = "pixel repetition" if m.enlargement.kind == "repeated" else "interpolation"
+        return "enlarged", (f"enlarged: detail of about {w}x{h} in a {m.width}x{m.height} image, "
+                            f"by {how} ({megapixels(w, h)} of real detail)")
     word = _word(score, "very low resolution", "low resolution", "small")
     return "low_resolution", (f"{word}: {m.width}x{m.height}, {megapixels(m.width, m.height)} "
                               f"(full marks from {config.target_megapixels:g} MP)")

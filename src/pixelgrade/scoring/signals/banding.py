@@ -10,7 +10,7 @@ from its own 5-level moving average (an L1 distance, 0 to 2): about 0.01-0.2 for
 
 A combed histogram alone is not banding: a photograph reduced to a 256-colour palette (a GIF, a
 PNG-8) has one too, but its dithering spreads the tones into fine noise and no band shows.
-Bands are flat: :func:`flat_share` counts the pixels whose 3 x 3 neighbourhood is a single
+Bands are flat: :func:`flat_share` counts the pixels whose 3 x 3 neighbourhood spans at most one
 level, and the comb only counts in proportion to it (full from 15%).
 
 Graphics with flat colour fills have combed histograms and flat areas, for the honest reason that
@@ -30,6 +30,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+#: A 3 x 3 neighbourhood spanning at most this many levels is flat (1: a JPEG saved from a
+#: posterised picture keeps its bands but not exactly one level).
+FLAT_SPREAD = 1
 #: A level holding more than this share of the pixels is a background, not a band.
 BACKGROUND_SHARE = 0.10
 #: The comb counts fully once this share of the picture is flat (see the module docstring).
@@ -66,15 +69,15 @@ def _background(grey: np.ndarray) -> int | None:
 
 
 def flat_share(grey: np.ndarray) -> float:
-    """Share (0-1) of the unclipped pixels of ``grey`` whose 3 x 3 neighbourhood is one level,
-    a background level (see :func:`histogram_comb`) left out."""
+    """Share (0-1) of the unclipped pixels of ``grey`` whose 3 x 3 neighbourhood spans at most
+    FLAT_SPREAD levels, a background level (see :func:`histogram_comb`) left out."""
     spread = cv2.subtract(cv2.dilate(grey, _NEIGHBOURS), cv2.erode(grey, _NEIGHBOURS))
     unclipped = (grey > _CLIPPED_BELOW) & (grey < _CLIPPED_ABOVE)
     background = _background(grey)
     if background is not None:
         unclipped &= grey != background
     count = int(np.count_nonzero(unclipped))
-    return float(np.count_nonzero((spread == 0) & unclipped)) / count if count else 0.0
+    return float(np.count_nonzero((spread <= FLAT_SPREAD) & unclipped)) / count if count else 0.0
 
 
 def banding_index(comb: float, flat: float) -> float:
