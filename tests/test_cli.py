@@ -71,7 +71,8 @@ def test_band_thresholds_are_configurable(library: Path) -> None:
 def test_human_output_and_exit_codes(library: Path) -> None:
     result = runner.invoke(app, ["score", str(library)])
     assert result.exit_code == 0
-    assert "blurry: edges are spread over" in result.output
+    assert "blurry: nothing is in focus" in result.output
+    assert "limited by sharpness (" in result.output and "total: " in result.output
     assert "N/A" in result.output and "vector image" in result.output
     assert "5 images:" in result.output
     assert runner.invoke(app, ["score"]).exit_code == 2  # usage error

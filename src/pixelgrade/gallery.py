@@ -47,7 +47,7 @@ SORT_LABELS = {"score_desc": "Score, high first", "score_asc": "Score, low first
                "newest": "Newest"}
 #: The order components are listed in (the scorer's own order).
 COMPONENT_ORDER = ("sharpness", "noise", "exposure", "contrast", "resolution", "compression",
-                   "information")
+                   "impulses", "banding")
 PENDING_REASON = "not scored yet: run `pixelgrade backfill`, or re-score it here"
 
 
@@ -86,6 +86,10 @@ class ImageView:
     reason: str | None
     components: list[ComponentView] = field(default_factory=list)
     issues: list[dict[str, str]] = field(default_factory=list)
+    #: What limits the total ("limited by exposure (39) and contrast (46)") and how the total is
+    #: made, as the scorer wrote them (None for rows scored before scorer version 2).
+    limits: str | None = None
+    formula: str | None = None
     format: str | None = None
     width: int | None = None
     height: int | None = None
@@ -122,6 +126,8 @@ class ImageView:
             band=bands.band(record.score), state=state,
             reason=None if state == "scored" else reason, components=components,
             issues=issues if state == "scored" else [],
+            limits=details.get("summary") if state == "scored" else None,
+            formula=details.get("formula") if state == "scored" else None,
             format=details.get("format"), width=_int(details.get("width")),
             height=_int(details.get("height")), bytes=_int(details.get("bytes")),
             scorer_version=details.get("scorer_version"),
@@ -137,7 +143,8 @@ class ImageView:
     def to_dict(self) -> dict[str, Any]:
         """Everything (the API's single-image answer)."""
         return {**self.summary(), "components": [c.to_dict() for c in self.components],
-                "issues": self.issues, "bytes": self.bytes,
+                "issues": self.issues, "limited_by": self.limits, "formula": self.formula,
+                "bytes": self.bytes,
                 "scorer_version": self.scorer_version, "scored_at": self.scored_at}
 
 

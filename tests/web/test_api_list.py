@@ -115,8 +115,10 @@ def test_get_one(client: TestClient, library: Library) -> None:
     body = client.get(f"/api/images/{library.blurry_id}").json()
     assert body["state"] == "scored" and body["band"] in ("high", "medium", "low")
     assert {c["name"] for c in body["components"]} >= {"sharpness", "noise", "exposure"}
-    assert any(issue["message"].startswith("blurry: edges are spread over ~")
+    assert any(issue["message"].startswith("blurry: nothing is in focus")
                for issue in body["issues"])
+    assert body["limited_by"].startswith("limited by sharpness (")
+    assert body["formula"].endswith(f" {body['score']}")
     assert body["format"] == "PNG" and body["width"] == 300 and body["height"] == 200
     assert body["thumbnail"] == f"/thumbs/{library.blurry_id}/thumb.jpg"
     assert client.get("/api/images/99999").status_code == 404

@@ -57,7 +57,8 @@ def test_everything_is_escaped(client: TestClient, library: Library) -> None:
 def test_image_page_components_issues_and_rescore_button(
         client: TestClient, library: Library) -> None:
     html = client.get(f"/images/{library.blurry_id}").text
-    assert re.search(r"blurry: edges are spread over ~\d+ px", html)
+    assert re.search(r"blurry: nothing is in focus; .* edges spread over ~[\d.]+ px", html)
+    assert "Limited by sharpness (" in html and "How the total is made: " in html
     for component in ("sharpness", "noise", "exposure", "resolution"):
         assert f'<th scope="row">{component}</th>' in html
     assert "PNG" in html and "300 × 200 px" in html

@@ -42,8 +42,8 @@ from pixelgrade.sources.http import HttpFetcher, HttpPolicy, is_url
 
 #: Report keys kept in the details column (score and status have columns of their own; the band
 #: is left out because it depends on thresholds that can change).
-DETAIL_KEYS = ("reason", "components", "issues", "width", "height", "format", "bytes",
-               "scorer_version")
+DETAIL_KEYS = ("reason", "components", "issues", "summary", "formula", "width", "height",
+               "format", "bytes", "scorer_version")
 
 #: What a worker sends back per row: the details plus the status, the score and, for
 #: failures, the cause.

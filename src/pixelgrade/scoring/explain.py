@@ -84,7 +84,7 @@ def _exposure(m: Measurements, score: float) -> tuple[str, str]:
     t = m.tones
     factors = exposure_factors(t)
     if factors.side == "overexposed":
-        word = _word(score, "blown out", "overexposed", "a little bright")
+        word = _word(score, "badly overexposed", "overexposed", "a little bright")
         if t.highlights_clipped < 0.01:
             return "overexposed", (f"{word}: the middle tones are pushed up to "
                                    f"{t.unclipped_median:.0%} of white (pale, high-key photos: "
@@ -92,7 +92,7 @@ def _exposure(m: Measurements, score: float) -> tuple[str, str]:
         return "overexposed", (f"{word}: {share(t.highlights_clipped)} of the picture is blown "
                                "to pure white and the rest is bright too (middle tones at "
                                f"{t.unclipped_median:.0%})")
-    word = _word(score, "very dark", "underexposed", "a little dark")
+    word = _word(score, "badly underexposed", "underexposed", "a little dark")
     if factors.crushed < factors.under:
         return "underexposed", (f"{word}: {share(t.shadows_clipped)} of the picture is crushed to "
                                 "pure black")

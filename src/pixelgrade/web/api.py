@@ -45,12 +45,18 @@ class Component(BaseModel):
 
 class Issue(BaseModel):
     code: str
-    message: str = Field(description='In words, e.g. "blurry: edges are spread over ~6 px".')
+    message: str = Field(description='In words, e.g. "blurry: nothing is in focus; even where '
+                         'the picture is sharpest, edges spread over ~5.1 px at 1024 px".')
 
 
 class ImageDetail(ImageSummary):
     components: list[Component]
-    issues: list[Issue]
+    issues: list[Issue] = Field(description="In order of what they cost the score.")
+    limited_by: str | None = Field(None, description='What limits the total, e.g. "limited by '
+                                   'exposure (39) and contrast (46)"; null when nothing does or '
+                                   "for rows scored before scorer version 2.")
+    formula: str | None = Field(None, description="How the total is made from the sub-scores, "
+                                "with this image's numbers.")
     bytes: int | None
     scorer_version: str | None
     scored_at: str | None
