@@ -36,8 +36,8 @@ def test_a_chunk_of_every_kind_of_location(image_server: ImageServer, tmp_path: 
     assert len(results) == len(locations)
     for result in results[:7]:
         assert result["status"] == "scored" and 0 <= result["score"] <= 100
-        assert set(result) <= {"status", "score", "reason", "components", "issues", "width",
-                               "height", "format", "bytes", "scorer_version"}
+        assert set(result) <= {"status", "score", "reason", "components", "issues", "summary",
+                               "formula", "width", "height", "format", "bytes", "scorer_version"}
     assert results[7] == {"status": "fetch_error", "kind": "not_found", "transient": False,
                           "reason": f"file not found: {tmp_path / 'gone.jpg'}"}
     assert (results[8]["status"], results[8]["kind"]) == ("fetch_error", "http_404")

@@ -254,7 +254,7 @@ def test_image_page_shows_components_and_issues(page: Any, library: Library) -> 
     verdict = page.locator("p.verdict").inner_text()
     assert verdict == f"Score {dark['score']} / 100 · Low"
     issues = page.locator("ul.issues li").all_inner_texts()
-    assert any(text.startswith("underexposed:") for text in issues), issues
+    assert any(text.startswith(("underexposed:", "badly underexposed:")) for text in issues), issues
     names = page.locator("table.components tbody th").all_inner_texts()
     assert {"sharpness", "noise", "exposure", "contrast", "resolution"} <= set(names), names
     exposure = page.locator("table.components tbody tr", has_text="exposure").first
