@@ -444,6 +444,11 @@ def _print_verification(console: Console, where: str, figures: dict[str, object]
     console.print("  bands: " + ", ".join(f"{name} {count}" for name, count in bands.items()))
     console.print("  status: " + ", ".join(f"{name} {count}"
                                            for name, count in sorted(statuses.items())))
+    versions = figures["scorer_versions"]
+    assert isinstance(versions, dict)
+    if versions:
+        console.print("  scorer versions: " + ", ".join(
+            f"version {name} {count}" for name, count in sorted(versions.items())))
     histogram = figures["histogram"]
     assert isinstance(histogram, dict)
     peak = max(histogram.values()) or 1

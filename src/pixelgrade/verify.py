@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pixelgrade.scoring.report import SCORER_VERSION
 from pixelgrade.stores.base import StoreStats
 
 #: Warn when more than this share of the rows failed.
@@ -40,6 +41,7 @@ class Verification:
             "statuses": stats["statuses"],
             "histogram": {f"{10 * i}-{10 * i + 9 if i < 9 else 100}": n
                           for i, n in enumerate(stats["histogram"])},
+            "scorer_versions": stats["versions"],
             "complete": self.complete,
             "warnings": self.warnings,
         }
@@ -69,4 +71,10 @@ def verify(stats: StoreStats, max_failed_share: float = DEFAULT_MAX_FAILED_SHARE
     if pending:
         warnings.append(f"{pending} rows still have no score: run `pixelgrade backfill` "
                         "(or `--resume` to continue an interrupted run)")
+    older = {v: n for v, n in stats.versions.items() if v != SCORER_VERSION}
+    if older:
+        listed = ", ".join(f"{n} by scorer version {v}" for v, n in sorted(older.items()))
+        warnings.append(f"rows scored by another scorer version ({listed}; this pixelgrade "
+                        f"scores with version {SCORER_VERSION}): `pixelgrade backfill "
+                        "--rescore-version` scores them again")
     return Verification(stats, warnings)

@@ -520,6 +520,59 @@ def test_rescore_version_through_the_cli(db_url: str, tmp_path: Path) -> None:
     assert again.exit_code == 0 and "0 images" in _flat(again.output)
 
 
+#: quality_details as pixelgrade 0.1.0 (scorer version 1) wrote them for a blurred photo.
+V1_DETAILS = {
+    "components": {
+        "sharpness": {"score": 38, "value": 6.5, "unit": "px edge width", "weight": 1.0},
+        "noise": {"score": 100, "value": 0.0, "unit": "noise sigma (grey levels)",
+                  "weight": 0.8},
+        "information": {"score": 100, "value": 7.1, "unit": "histogram entropy (bits)",
+                        "weight": 1.5},
+    },
+    "issues": [{"code": "blurry",
+                "message": "blurry: edges are spread over ~6 px (crisp photos: 2-3 px)"}],
+    "width": 600, "height": 400, "format": "JPEG", "bytes": 41234, "scorer_version": "1",
+}
+
+
+def test_rows_scored_by_scorer_version_1_move_to_version_2(db_url: str,
+                                                           tmp_path: Path) -> None:
+    """What a user upgrading from pixelgrade 0.1.0 does: verify shows the old rows, backfill
+    --rescore-version scores them again, and a score written by the app is left alone."""
+    (tmp_path / "a.jpg").write_bytes(jpeg())
+    ids = tables.pixelgrade_table(db_url, ["a.jpg"] * 4)
+    with tables.connect(db_url) as conn:
+        for i in ids[:3]:
+            conn.execute(sa.text("UPDATE images SET quality_score = 27, quality_status = "
+                                 "'scored', quality_details = :d WHERE id = :i"),
+                         {"d": json.dumps(V1_DETAILS), "i": i})
+        conn.execute(sa.text("UPDATE images SET quality_score = 55 WHERE id = :i"),
+                     {"i": ids[3]})  # written by the app: no details, no version
+    before = _cli("verify", "--db", db_url, "--json")
+    figures = json.loads(before.output)
+    assert figures["scorer_versions"] == {"1": 3}
+    assert any("--rescore-version" in w and "3 by scorer version 1" in w
+               for w in figures["warnings"])
+    text = _cli("verify", "--db", db_url).output
+    assert "scorer versions: version 1 3" in _flat(text)
+
+    common = ["--db", db_url, "--workers", "1", "--root", str(tmp_path),
+              "--checkpoint", str(tmp_path / "c.json"), "--error-log", str(tmp_path / "e.log")]
+    result = _cli("backfill", "--rescore-version", *common)
+    assert result.exit_code == 0, result.output
+    rows = tables.rows(db_url)
+    for i in ids[:3]:
+        details = rows[i]["quality_details"]
+        assert details["scorer_version"] == SCORER_VERSION
+        assert "information" not in details["components"]
+        assert {"summary", "formula"} <= set(details)
+        assert rows[i]["quality_score"] != 27
+    assert rows[ids[3]]["quality_score"] == 55
+    after = json.loads(_cli("verify", "--db", db_url, "--json").output)
+    assert after["scorer_versions"] == {SCORER_VERSION: 3}
+    assert not any("--rescore-version" in w for w in after["warnings"])
+
+
 def test_url_template_turns_stored_paths_into_urls(db_url: str, image_server: ImageServer,
                                                    tmp_path: Path) -> None:
     ids = tables.pixelgrade_table(db_url, ["good.jpg", "/good.png", image_server.url(

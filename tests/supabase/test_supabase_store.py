@@ -9,6 +9,7 @@ settings in the environment, in a working directory of the test's own.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ from urllib.parse import unquote
 
 import pytest
 
+from pixelgrade.scoring import SCORER_VERSION
 from pixelgrade.stores import Selection, SupabaseStore
 from pixelgrade.stores.base import Outcome
+from pixelgrade.stores.supabase_sql import STATS_FUNCTION
 from tests import images
 from tests.backfill.conftest import SVG, jpeg, png
 from tests.supabase import stack as stack_module
@@ -108,6 +111,12 @@ def test_a_run_pages_past_the_max_rows_cap(fresh_supabase: SupabaseStack, workdi
     assert store.count_todo(Selection()) == 0
     stats = store.stats()
     assert stats.with_score == 10 and stats.statuses == {"scored": 10, "skipped": 2490}
+    assert stats.versions == {SCORER_VERSION: 2500}
+    # Without the statistics function (an older project), the counts come from HEAD requests.
+    execute(stack, f"DROP FUNCTION {STATS_FUNCTION}(integer, integer); "
+                   "NOTIFY pgrst, 'reload schema'")
+    time.sleep(1.0)
+    assert store.stats().versions == {SCORER_VERSION: 2500}
     execute(stack, "UPDATE images SET quality_score = NULL, quality_status = NULL "
                    "WHERE id > 100")
     assert store.count_todo(Selection()) == 2400

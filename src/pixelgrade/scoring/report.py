@@ -10,6 +10,8 @@ Status = Literal["scored", "skipped", "failed"]
 #: Bumped whenever a change to decoding, signals or weights can move a score; stored with each
 #: score so `backfill --rescore-version` can find rows scored by an older scorer.
 SCORER_VERSION = "2"
+#: Every scorer version pixelgrade has shipped, oldest first (version 1: pixelgrade 0.1.0).
+KNOWN_SCORER_VERSIONS = ("1", "2")
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,9 @@ class StoreStats:
     statuses: dict[str, int]
     #: Rows per score decile: index 0 holds 0-9, ..., index 9 holds 90-100.
     histogram: list[int] = field(default_factory=lambda: [0] * 10)
+    #: Rows per scorer version that wrote them (scored, skipped or failed; rows whose details
+    #: name no version, such as scores written by the app, are not counted).
+    versions: dict[str, int] = field(default_factory=dict)
 
     @property
     def without_score(self) -> int:

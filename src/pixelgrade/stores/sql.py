@@ -444,13 +444,20 @@ class SqlStore:
                     statuses[str(name)] = int(count)
             else:
                 statuses = {"scored": int(with_score), "pending": int(total - with_score)}
+            versions: dict[str, int] = {}
+            if self.capabilities.details:
+                version = self._c(spec.details_column)["scorer_version"].as_string()
+                for name, count in conn.execute(
+                        sa.select(version, sa.func.count()).select_from(self.table)
+                        .where(version.is_not(None)).group_by(version)):
+                    versions[str(name)] = int(count)
         return StoreStats(
             total=int(total), with_score=int(with_score),
             average=None if average is None else round(float(average), 2),
             minimum=low, maximum=high,
             bands={"high": int(n_high), "medium": int(n_medium), "low": int(n_low),
                    "unscored": int(total - with_score)},
-            statuses=statuses, histogram=histogram,
+            statuses=statuses, histogram=histogram, versions=versions,
         )
 
     # -- schema --------------------------------------------------------------------------

@@ -36,6 +36,7 @@ import httpx
 from dotenv import dotenv_values
 
 from pixelgrade.errors import BackfillLockedError, StoreError
+from pixelgrade.scoring.report import KNOWN_SCORER_VERSIONS
 from pixelgrade.stores.base import (
     Capabilities,
     ImagePage,
@@ -309,6 +310,9 @@ class SupabaseStore:
                    "unscored": int(figures["total"]) - int(figures["with_score"])},
             statuses={k: int(v) for k, v in (figures["statuses"] or {}).items()},
             histogram=[int(n) for n in figures["histogram"]],
+            # A function created by an earlier pixelgrade has no "versions": count them here.
+            versions=({k: int(v) for k, v in figures["versions"].items()}
+                      if isinstance(figures.get("versions"), dict) else self._count_versions()),
         )
 
     def _count(self, apply: Callable[[Any], Any]) -> int:
@@ -341,7 +345,18 @@ class SupabaseStore:
             total=total, with_score=with_score,
             average=round(sum(scores) / len(scores), 2) if scores else None,
             minimum=min(scores) if scores else None, maximum=max(scores) if scores else None,
-            bands=bands, statuses={k: v for k, v in statuses.items() if v}, histogram=histogram)
+            bands=bands, statuses={k: v for k, v in statuses.items() if v}, histogram=histogram,
+            versions=self._count_versions())
+
+    def _count_versions(self) -> dict[str, int]:
+        """Rows per scorer version, by one HEAD count per version this pixelgrade knows of (the
+        REST API cannot group); versions from a newer pixelgrade are not counted."""
+        if not self.capabilities.details:
+            return {}
+        column = f"{self.spec.details_column}->>scorer_version"
+        counts = {version: self._count(lambda q, v=version: q.eq(column, v))
+                  for version in KNOWN_SCORER_VERSIONS}
+        return {version: n for version, n in counts.items() if n}
 
     def _scores(self) -> Iterator[int]:
         spec, after = self.spec, None

@@ -84,7 +84,10 @@ AS $$
             SELECT CASE WHEN {score} IS NULL AND ({status} IS NULL OR {status} = 'scored')
                         THEN 'pending' WHEN {status} IS NULL THEN 'scored'
                         ELSE {status} END AS label, count(*) AS n
-            FROM {table} GROUP BY 1) AS s)
+            FROM {table} GROUP BY 1) AS s),
+        'versions', (SELECT coalesce(jsonb_object_agg(v, n), '{{}}'::jsonb) FROM (
+            SELECT {details}->>'scorer_version' AS v, count(*) AS n FROM {table}
+            WHERE {details}->>'scorer_version' IS NOT NULL GROUP BY 1) AS vs)
     )
     FROM {table}
 $$"""
