@@ -54,8 +54,10 @@ BRIGHTEST: Curve = ((0.08, 3), (0.15, 15), (0.22, 28), (0.30, 38), (0.40, 46), (
 #: not underexposed even without bright highlights (fog, an overcast scene).
 MEDIAN_RELIEF: Curve = ((0.25, 0), (0.40, 60), (0.48, 90), (0.55, 100))
 #: Share of pixels crushed to black -> factor. Deep shadows and silhouettes are common in good
-#: photos; a picture mostly black has lost its detail.
-SHADOW_CLIP: Curve = ((0.0, 100), (0.25, 100), (0.40, 85), (0.55, 62), (0.80, 25), (1.0, 0))
+#: photos (up to a fifth of the corpus's, swans on black water, silhouettes against a sky); a
+#: picture more than a third black has lost its detail (a gamma of 4 or more).
+SHADOW_CLIP: Curve = ((0.0, 100), (0.20, 100), (0.30, 88), (0.40, 70), (0.55, 52), (0.80, 25),
+                      (1.0, 0))
 #: Share of blown highlights, weighted by how bright the rest is (see combine) -> factor.
 #: Specular highlights, a lamp or the sun: up to ~2%. Blown sky and skin: 10% and more.
 HIGHLIGHT_CLIP: Curve = ((0.01, 100), (0.03, 93), (0.06, 80), (0.10, 66), (0.20, 54),

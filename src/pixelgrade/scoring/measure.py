@@ -22,6 +22,7 @@ from pixelgrade.scoring.signals import (
     noise_sigma,
     tone_stats,
 )
+from pixelgrade.scoring.signals.histogram import luma_histogram
 from pixelgrade.scoring.vp8 import webp_quality
 
 #: An interpolated enlargement is believed only when the picture also looks a little soft (focus
@@ -96,7 +97,8 @@ def measure(decoded: DecodedImage) -> Measurements:
     """Measure every signal of ``decoded``."""
     grey = decoded.grey
     sigma = noise_sigma(grey)
-    tones = tone_stats(grey)
+    hist = luma_histogram(grey)
+    tones = tone_stats(grey, hist)
     sharp = focus(grey, sigma, tones.dynamic_range)
     enlargement = detect_enlargement(decoded.grid, max(decoded.width, decoded.height),
                                      _coder_periods(decoded),
@@ -115,8 +117,8 @@ def measure(decoded: DecodedImage) -> Measurements:
         noise=sigma,
         tones=tones,
         impulses=impulse_share(grey),
-        comb=histogram_comb(grey),
-        flat=flat_share(grey),
+        comb=histogram_comb(grey, hist),
+        flat=flat_share(grey, hist),
         enlargement=enlargement,
         width=decoded.width,
         height=decoded.height,

@@ -30,6 +30,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pixelgrade.scoring.signals.histogram import luma_histogram
+
 #: A 3 x 3 neighbourhood spanning at most this many levels is flat (1: a JPEG saved from a
 #: posterised picture keeps its bands but not exactly one level).
 FLAT_SPREAD = 1
@@ -43,14 +45,14 @@ _NEIGHBOURS = np.ones((3, 3), np.uint8)
 _CLIPPED_BELOW, _CLIPPED_ABOVE = 4, 251
 
 
-def histogram_comb(grey: np.ndarray) -> float:
+def histogram_comb(grey: np.ndarray, hist: np.ndarray | None = None) -> float:
     """L1 distance (0-2) between the luma histogram of ``grey`` and its 5-level moving average.
 
     A single level holding more than :data:`BACKGROUND_SHARE` of the pixels is a background (a
     studio backdrop, a transparent area composited on grey, a page) and is left out: one
     plateau is not a band.
     """
-    hist = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+    hist = (luma_histogram(grey) if hist is None else hist).copy()
     mode = int(np.argmax(hist))
     if hist[mode] > BACKGROUND_SHARE * hist.sum():
         hist[mode] = 0.0
@@ -61,19 +63,18 @@ def histogram_comb(grey: np.ndarray) -> float:
     return float(np.abs(p - np.convolve(p, _SMOOTHING, mode="same")).sum())
 
 
-def _background(grey: np.ndarray) -> int | None:
+def _background(hist: np.ndarray) -> int | None:
     """The level that holds more than BACKGROUND_SHARE of the pixels, if one does."""
-    hist = np.bincount(grey.ravel(), minlength=256)
     mode = int(np.argmax(hist))
-    return mode if hist[mode] > BACKGROUND_SHARE * grey.size else None
+    return mode if hist[mode] > BACKGROUND_SHARE * hist.sum() else None
 
 
-def flat_share(grey: np.ndarray) -> float:
+def flat_share(grey: np.ndarray, hist: np.ndarray | None = None) -> float:
     """Share (0-1) of the unclipped pixels of ``grey`` whose 3 x 3 neighbourhood spans at most
     FLAT_SPREAD levels, a background level (see :func:`histogram_comb`) left out."""
     spread = cv2.subtract(cv2.dilate(grey, _NEIGHBOURS), cv2.erode(grey, _NEIGHBOURS))
     unclipped = (grey > _CLIPPED_BELOW) & (grey < _CLIPPED_ABOVE)
-    background = _background(grey)
+    background = _background(luma_histogram(grey) if hist is None else hist)
     if background is not None:
         unclipped &= grey != background
     count = int(np.count_nonzero(unclipped))

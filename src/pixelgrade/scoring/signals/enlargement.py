@@ -162,13 +162,15 @@ _SECOND = np.array([[1.0, -2.0, 1.0]], np.float32)
 
 
 def _profiles(grid: np.ndarray) -> tuple[_Spectrum, _Spectrum]:
-    """Spectra of the column means of |first| and |second| derivative along the rows."""
-    first = np.abs(cv2.filter2D(grid, cv2.CV_32F, _FIRST, anchor=(0, 0),
+    """Spectra of the column means of |first| and |second| derivative along the rows (int16
+    derivatives, summed in int32: the same numbers as float, at half the memory traffic)."""
+    first = np.abs(cv2.filter2D(grid, cv2.CV_16S, _FIRST, anchor=(0, 0),
                                 borderType=cv2.BORDER_REPLICATE))[:, :-1]
-    second = np.abs(cv2.filter2D(grid, cv2.CV_32F, _SECOND, anchor=(0, 0),
+    second = np.abs(cv2.filter2D(grid, cv2.CV_16S, _SECOND, anchor=(0, 0),
                                  borderType=cv2.BORDER_REPLICATE))[:, :-2]
-    return (_Spectrum.of(cv2.reduce(first, 0, cv2.REDUCE_AVG).ravel()),
-            _Spectrum.of(cv2.reduce(second, 0, cv2.REDUCE_AVG).ravel()))
+    rows = float(grid.shape[0])
+    return (_Spectrum.of(first.sum(axis=0, dtype=np.int32) / rows),
+            _Spectrum.of(second.sum(axis=0, dtype=np.int32) / rows))
 
 
 def _jpeg_history(profiles: list[tuple[_Spectrum, _Spectrum]]) -> bool:

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from pixelgrade.scoring.signals.histogram import luma_histogram
 
 #: Levels at or below which a pixel counts as crushed to black.
 SHADOW_CLIP_LEVEL = 4
@@ -62,9 +63,10 @@ def _percentile(cdf: np.ndarray, share: float) -> float:
     return float(np.searchsorted(cdf, share)) / 255.0
 
 
-def tone_stats(grey: np.ndarray) -> ToneStats:
-    """Histogram statistics of a uint8 luma image (see the module docstring)."""
-    hist = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+def tone_stats(grey: np.ndarray, hist: np.ndarray | None = None) -> ToneStats:
+    """Histogram statistics of a uint8 luma image (see the module docstring); ``hist``, its
+    :func:`~pixelgrade.scoring.signals.histogram.luma_histogram` if already computed."""
+    hist = luma_histogram(grey) if hist is None else hist
     total = hist.sum()
     if total == 0:
         return ToneStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)

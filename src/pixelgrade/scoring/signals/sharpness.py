@@ -138,12 +138,13 @@ def _edges(lines: np.ndarray, min_rise: float, smear_rise: float, smear_length: 
     # Difference k of row r sits between samples k + r and k + r + 1 of the flattened lines.
     row = starts // width
     samples = lines.ravel()
-    rise = np.abs(samples[ends + row].astype(np.int32) - samples[starts + row])
+    # int16 is enough: samples are 0-4080 (levels x FIXED_POINT).
+    rise = np.abs(samples[ends + row] - samples[starts + row])
     long = np.flatnonzero((rise >= smear_rise) & (ends - starts > smear_length))
-    smear_line = starts[long] // width
+    smear_line = row[long]
     smear_centre = (starts[long] + ends[long]) * 0.5 - smear_line * width
     edge = np.flatnonzero(rise >= min_rise)
-    first, stop, rise = starts[edge], ends[edge], rise[edge]
+    first, stop, rise, line = starts[edge], ends[edge], rise[edge], row[edge]
     if first.size == 0:
         return empty, empty, no_lines, empty, smear_line, smear_centre
     bounds = np.empty(2 * first.size, dtype=np.intp)
@@ -152,7 +153,6 @@ def _edges(lines: np.ndarray, min_rise: float, smear_rise: float, smear_length: 
     if bounds[-1] == flat.size:
         bounds = bounds[:-1]
     peak = np.maximum.reduceat(np.abs(flat), bounds)[0::2]
-    line = first // width
     centre = (first + stop) * 0.5 - line * width
     return ((rise / peak).astype(np.float32), rise.astype(np.float32), line, centre,
             smear_line, smear_centre)
@@ -162,29 +162,30 @@ def _scan_lines(smooth: np.ndarray, direction: int, stride: int) -> tuple[np.nda
     """Every ``stride``-th line of ``smooth`` in one of four directions, and px per sample step.
 
     Directions: 0 rows, 1 columns, 2 and 3 the two diagonals (steps of sqrt(2) px), cut out of a
-    sheared copy of the picture (``cv2.warpAffine``, nearest neighbour): in the copy, column
-    ``x`` holds the samples ``(x - y, y)`` (direction 2) or ``(x - (height - 1 - y), y)``
-    (direction 3). See :func:`_position` for the way back.
+    sheared copy of the picture (``cv2.warpAffine``, nearest neighbour) that wraps around: in
+    the copy, column ``x`` holds the samples ``((x - y) mod width, y)`` (direction 2) or
+    ``((x + y) mod width, y)`` (direction 3), so every sample is a pixel of the picture. Where
+    a line wraps from one side to the other it jumps: :func:`_position` reports the column and
+    callers drop the runs near the seam (:data:`SEAM`). Only every stride-th column of the
+    copy is made.
     """
     height, width = smooth.shape
     if direction == 0:
         return smooth[::stride], 1.0
     if direction == 1:
         return np.ascontiguousarray(smooth[:, ::stride].T), 1.0
-    # Only every stride-th column of the sheared copy is made: src x = stride * x' - y (- offset).
-    offset = 0.0 if direction == 2 else height - 1.0
     slope = -1.0 if direction == 2 else 1.0
-    shear = np.array([[float(stride), slope, -offset], [0.0, 1.0, 0.0]])
-    sheared = cv2.warpAffine(smooth, shear, ((width + height - 1 + stride - 1) // stride, height),
+    shear = np.array([[float(stride), slope, 0.0], [0.0, 1.0, 0.0]])
+    sheared = cv2.warpAffine(smooth, shear, ((width + stride - 1) // stride, height),
                              flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_REPLICATE)
+                             borderMode=cv2.BORDER_WRAP)
     return np.ascontiguousarray(sheared.T), float(np.sqrt(2.0))
 
 
 def _position(direction: int, line: np.ndarray, along: np.ndarray, stride: int,
               shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(row, column) in the picture of sample ``along`` of scan line ``line``."""
-    height = shape[0]
+    """(row, column) in the picture of sample ``along`` of scan line ``line``. For the
+    diagonals the column is not yet wrapped (outside 0..width-1 near the seam)."""
     if direction == 0:
         return line * stride, along
     if direction == 1:
@@ -192,7 +193,11 @@ def _position(direction: int, line: np.ndarray, along: np.ndarray, stride: int,
     x = line * stride
     if direction == 2:
         return along, x - along
-    return along, x + along - (height - 1)
+    return along, x + along
+
+
+#: Diagonal runs whose centre lies this close (px) to where a wrapped line jumps are dropped.
+SEAM = 16
 
 
 #: Unit vector (x, y) of each scan direction (see _position).
@@ -223,8 +228,11 @@ def _tile_widths(smooth: np.ndarray, gradient: tuple[np.ndarray, np.ndarray], di
         """Tile index and cosine of each run; the cosine is 0 for runs seen too obliquely or
         lying in the sheared copy's replicated margins (outside the picture)."""
         r, c = _position(direction, line, centre.astype(np.intp), stride, smooth.shape)
-        inside = (c >= 0) & (c < smooth.shape[1])
-        c = np.clip(c, 0, smooth.shape[1] - 1)
+        inside = np.ones(c.shape, bool)
+        if direction >= 2:
+            # Runs next to a wrapped line's seam straddle two far-apart places: dropped.
+            c = np.mod(c, smooth.shape[1])
+            inside = (c >= SEAM) & (c < smooth.shape[1] - SEAM)
         gx = gradient[0][r, c].astype(np.float32)
         gy = gradient[1][r, c].astype(np.float32)
         cosine = np.abs(dx * gx + dy * gy) / np.maximum(np.hypot(gx, gy), 1e-6)
