@@ -19,8 +19,12 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# pypiqe (PIQE, a peer in bench/validity.py) asks for opencv-python, which would shadow the
+# headless OpenCV pixelgrade pins: it is installed without its dependencies (it needs only
+# NumPy and OpenCV, both already there).
 $(VENV)/.installed-bench: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet --no-deps pypiqe==1.2
 	touch $@ $(VENV)/.installed $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
@@ -35,6 +39,8 @@ test: $(VENV)/.installed-test
 stress: $(VENV)/.installed-test
 	$(PY) scripts/reliability.py --full --write docs/reliability.md
 
+# bench/validity.py builds the real-photo corpus from Debian packages (apt-get download into
+# .cache/corpus the first time) and scores it with its peers (PIQE, BRISQUE, image-quality-ai).
 # bench/backfill.py also runs its peers: sharp (installed by `npm ci` in bench/peers the first
 # time, when node and npm are there) and cleanvision (the bench extra).
 bench: $(VENV)/.installed-bench
