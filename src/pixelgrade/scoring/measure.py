@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pixelgrade.scoring.curves import BANDING
 from pixelgrade.scoring.decode import DecodedImage
 from pixelgrade.scoring.signals import (
     Enlargement,
@@ -25,6 +26,8 @@ from pixelgrade.scoring.signals import (
 from pixelgrade.scoring.signals.histogram import luma_histogram
 from pixelgrade.scoring.vp8 import webp_quality
 
+#: The comb under which banding scores 100 whatever the flat share (the BANDING curve's knee).
+BANDING_FROM = BANDING[0][0]
 #: An interpolated enlargement is believed only when the picture also looks a little soft (focus
 #: width at least this, px at working size; crisp photographs measure 1.2-1.8).
 ENLARGEMENT_MIN_FOCUS = 1.9
@@ -99,6 +102,7 @@ def measure(decoded: DecodedImage) -> Measurements:
     sigma = noise_sigma(grey)
     hist = luma_histogram(grey)
     tones = tone_stats(grey, hist)
+    comb = histogram_comb(grey, hist)
     sharp = focus(grey, sigma, tones.dynamic_range)
     enlargement = detect_enlargement(decoded.grid, max(decoded.width, decoded.height),
                                      _coder_periods(decoded),
@@ -117,8 +121,9 @@ def measure(decoded: DecodedImage) -> Measurements:
         noise=sigma,
         tones=tones,
         impulses=impulse_share(grey),
-        comb=histogram_comb(grey, hist),
-        flat=flat_share(grey, hist),
+        comb=comb,
+        # Banding is only judged from a comb of BANDING_FROM: the flat share is not needed under.
+        flat=flat_share(grey, hist) if comb > BANDING_FROM else 0.0,
         enlargement=enlargement,
         width=decoded.width,
         height=decoded.height,

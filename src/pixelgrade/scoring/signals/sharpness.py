@@ -205,7 +205,8 @@ _DIRECTION = ((1.0, 0.0), (0.0, 1.0), (-0.7071, 0.7071), (0.7071, 0.7071))
 
 
 def _tile_widths(smooth: np.ndarray, gradient: tuple[np.ndarray, np.ndarray], direction: int,
-                 min_rise: float, tile: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+                 min_rise: float, tile: int, stride: int, smear: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Per tile, for edges crossed by lines in one direction: its width in px (NaN when it has
     too few edges) and whether it is smeared (see below).
 
@@ -214,7 +215,8 @@ def _tile_widths(smooth: np.ndarray, gradient: tuple[np.ndarray, np.ndarray], di
     the edge, and edges crossed at more than :data:`MAX_OBLIQUITY` degrees are not used. A tile
     is smeared when it has at least :data:`MIN_TILE_EDGES` runs longer than
     :data:`MAX_EDGE_WIDTH` that rise at least :data:`SMEAR_RISE_SHARE` of an edge's rise: what a
-    strong camera shake leaves of texture along the motion.
+    strong camera shake leaves of texture along the motion (not worked out when ``smear`` is
+    False: every tile is then reported not smeared).
     """
     tiles_across = max(1, smooth.shape[1] // tile)
     tiles_down = max(1, smooth.shape[0] // tile)
@@ -242,8 +244,10 @@ def _tile_widths(smooth: np.ndarray, gradient: tuple[np.ndarray, np.ndarray], di
         return index, cosine
 
     out = np.full(tiles, np.nan, np.float32)
-    smear_index, smear_cos = tile_of(smear_line, smear_centre)
-    smeared = np.bincount(smear_index[smear_cos > 0], minlength=tiles) >= MIN_TILE_EDGES
+    smeared = np.zeros(tiles, bool)
+    if smear:
+        smear_index, smear_cos = tile_of(smear_line, smear_centre)
+        smeared = np.bincount(smear_index[smear_cos > 0], minlength=tiles) >= MIN_TILE_EDGES
     # The stronger half of the edges (by rise) in this direction is judged; the cheap tests come
     # before the gradient lookups.
     edge = (widths * step) <= MAX_EDGE_WIDTH / MIN_COSINE
@@ -290,8 +294,17 @@ def focus(grey: np.ndarray, noise_sigma: float = 0.0, tonal_range: float = 1.0) 
     tiles_total = max(1, grey.shape[0] // tile) * max(1, grey.shape[1] // tile)
     stride = max(1, min(LINE_STRIDE, tile // 8))
     gradient = (cv2.Sobel(smooth, cv2.CV_16S, 1, 0), cv2.Sobel(smooth, cv2.CV_16S, 0, 1))
-    measured = [_tile_widths(smooth, gradient, direction, min_rise, tile, stride)
-                for direction in range(4)]
+    # Smeared tiles only matter to a direction with few judged tiles of its own (see below):
+    # they are worked out for those directions alone.
+    enough = max(1.0, MIN_JUDGED_SHARE * tiles_total)
+    needs_smear = max(enough, MIN_DIRECTION_SHARE * tiles_total) + MIN_BEST_RANK + 1
+    measured = []
+    for direction in range(4):
+        widths, smeared = _tile_widths(smooth, gradient, direction, min_rise, tile, stride,
+                                       smear=False)
+        if np.count_nonzero(~np.isnan(widths)) < needs_smear:
+            widths, smeared = _tile_widths(smooth, gradient, direction, min_rise, tile, stride)
+        measured.append((widths, smeared))
     # A smeared tile counts as MAX_EDGE_WIDTH wide in its direction when it has real edges in
     # another direction (texture that the shake streaked, not an empty sky).
     textured = np.vstack([~np.isnan(widths) for widths, _ in measured]).any(axis=0)
@@ -305,7 +318,6 @@ def focus(grey: np.ndarray, noise_sigma: float = 0.0, tonal_range: float = 1.0) 
         streaked.append(int(streak.sum()))
     # A direction with edges in too few tiles says nothing: a picture whose sharp edges all run
     # one way (a ridge, a facade) has only a few soft ones (clouds) across them.
-    enough = max(1.0, MIN_JUDGED_SHARE * tiles_total)
     judged = [w for w, n in zip(per_direction, streaked, strict=True)
               if w.size >= max(enough, MIN_DIRECTION_SHARE * tiles_total)
               or n >= max(MIN_STREAKED, MIN_JUDGED_SHARE * tiles_total)]
