@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.csv"
 ROOT = HERE.parent.parent / ".cache" / "corpus"
 #: Bump when renditions or damage change: files are rebuilt under a new folder.
-RECIPE = 1
+RECIPE = 2
 #: Long side of the library rendition (WordPress's big-image threshold).
 LIBRARY_LONG_SIDE = 2560
 #: Damage sizes are given in pixels of a screen this wide (see corpus.damage).
