@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+_SECOND_DIFFERENCE = np.array([1, -2, 1], dtype=np.float32)  # N = outer(it, it)
 _SCALE = math.sqrt(math.pi / 2.0) / 6.0
 #: Side of the square blocks the two scales are compared over, in working-size pixels.
 BLOCK = 16
@@ -71,15 +72,17 @@ def noise_sigma(grey: np.ndarray) -> float:
     """
     if grey.ndim != 2 or min(grey.shape) < 3 * BLOCK:
         return 0.0
-    full = grey.astype(np.float32)
     rows, cols = grey.shape[0] // BLOCK, grey.shape[1] // BLOCK
-    half = cv2.resize(full[: rows * BLOCK, : cols * BLOCK], (cols * BLOCK // 2, rows * BLOCK // 2),
-                      interpolation=cv2.INTER_AREA)
-    response_full = np.abs(cv2.filter2D(full, -1, _IMMERKAER, borderType=cv2.BORDER_REFLECT))
+    half = cv2.resize(grey[: rows * BLOCK, : cols * BLOCK].astype(np.float32),
+                      (cols * BLOCK // 2, rows * BLOCK // 2), interpolation=cv2.INTER_AREA)
+    # N is separable ([1, -2, 1] down, then across) and exact in int16 on uint8 input (|N * I|
+    # <= 16 x 255): ten times cheaper than the 3 x 3 float filter at full size.
+    response_full = np.abs(cv2.sepFilter2D(grey, cv2.CV_16S, _SECOND_DIFFERENCE,
+                                           _SECOND_DIFFERENCE, borderType=cv2.BORDER_REFLECT))
     response_half = np.abs(cv2.filter2D(half, -1, _IMMERKAER, borderType=cv2.BORDER_REFLECT))
-    m1 = _SCALE * _block_means(response_full, BLOCK, rows, cols)
+    m1 = _SCALE * _block_means(response_full.astype(np.float32), BLOCK, rows, cols)
     m2 = _SCALE * _block_means(response_half, BLOCK // 2, rows, cols)
-    level = _block_means(full, BLOCK, rows, cols)
+    level = _block_means(half, BLOCK // 2, rows, cols)  # area means are linear: 16 x 16 of full
     usable = (level > CLIP_MARGIN) & (level < 255 - CLIP_MARGIN) & (m1 > 0.0)
     count = int(usable.sum())
     if count < MIN_BLOCKS:
