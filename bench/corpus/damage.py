@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pixelgrade.samples import to_linear, to_srgb
+
 
 @dataclass(frozen=True, slots=True)
 class Damaged:
@@ -37,17 +39,6 @@ class Damaged:
 
 #: Stops of overexposure: at least one (visible), at most four (past that, a blank frame).
 MIN_OVEREXPOSURE, MAX_OVEREXPOSURE = 1.0, 4.0
-
-
-def _to_linear(rgb: np.ndarray) -> np.ndarray:
-    c = rgb.astype(np.float32) / 255.0
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def _to_srgb(linear: np.ndarray) -> np.ndarray:
-    c = np.clip(linear, 0.0, 1.0)
-    s = np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055)
-    return np.round(s * 255.0).astype(np.uint8)
 
 
 def _u8(values: np.ndarray) -> np.ndarray:
@@ -122,7 +113,7 @@ def heavy_webp(rgb: np.ndarray, rng: np.random.Generator, scale: float) -> Damag
 
 def underexposure(rgb: np.ndarray, rng: np.random.Generator, scale: float) -> Damaged:
     stops = rng.uniform(1.7, 2.7)
-    return _pixels(_to_srgb(_to_linear(rgb) * 2.0**-stops), f"-{stops:.1f} stops")
+    return _pixels(to_srgb(to_linear(rgb) * 2.0**-stops), f"-{stops:.1f} stops")
 
 
 def overexposure(rgb: np.ndarray, rng: np.random.Generator, scale: float) -> Damaged:
@@ -136,11 +127,11 @@ def overexposure(rgb: np.ndarray, rng: np.random.Generator, scale: float) -> Dam
     an overexposed photo look wrong, so the level is set by them.
     """
     share = rng.uniform(0.10, 0.25)
-    linear = _to_linear(rgb)
+    linear = to_linear(rgb)
     palest = linear.min(axis=2)
     threshold = float(np.quantile(palest, 1.0 - share))
     stops = float(np.clip(-np.log2(max(threshold, 1e-6)), MIN_OVEREXPOSURE, MAX_OVEREXPOSURE))
-    out = _to_srgb(linear * 2.0**stops)
+    out = to_srgb(linear * 2.0**stops)
     white = float(np.mean(out.min(axis=2) == 255))
     return _pixels(out, f"+{stops:.1f} stops, {white:.0%} burnt to white")
 

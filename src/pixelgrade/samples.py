@@ -52,12 +52,14 @@ def encode(rgb: np.ndarray, fmt: str = "PNG", **params: object) -> bytes:
     return buffer.getvalue()
 
 
-def _to_linear(rgb: np.ndarray) -> np.ndarray:
+def to_linear(rgb: np.ndarray) -> np.ndarray:
+    """sRGB uint8 to linear light, 0-1 (IEC 61966-2-1 transfer function)."""
     c = rgb.astype(np.float32) / 255.0
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
-def _to_srgb(linear: np.ndarray) -> np.ndarray:
+def to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear light (clipped to 0-1) back to sRGB uint8."""
     c = np.clip(linear, 0.0, 1.0)
     s = np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055)
     return np.round(s * 255.0).astype(np.uint8)
@@ -89,12 +91,12 @@ def jpeg_compression(rgb: np.ndarray, severity: int) -> bytes:
 
 def underexposure(rgb: np.ndarray, severity: int) -> bytes:
     stops = (0.7, 1.3, 2.0, 2.7, 3.5)[severity - 1]
-    return encode(_to_srgb(_to_linear(rgb) * 2.0 ** -stops))
+    return encode(to_srgb(to_linear(rgb) * 2.0 ** -stops))
 
 
 def overexposure(rgb: np.ndarray, severity: int) -> bytes:
     stops = (0.7, 1.3, 2.0, 2.7, 3.5)[severity - 1]
-    return encode(_to_srgb(_to_linear(rgb) * 2.0**stops))
+    return encode(to_srgb(to_linear(rgb) * 2.0**stops))
 
 
 def contrast_loss(rgb: np.ndarray, severity: int) -> bytes:
