@@ -9,6 +9,7 @@ its defaults, so CLI tests only use endpoints that answer at once.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -307,6 +309,35 @@ def test_sigint_then_resume_scores_every_row_exactly_once(
     final = json.loads(options.checkpoint.read_text())
     assert final["finished"] is True and final["cursor"] == ids[-1]
     assert final["started_at"] == checkpoint["started_at"]
+
+
+def test_sigint_stops_rows_waiting_for_their_rate_slot(db_url: str, tmp_path: Path) -> None:
+    """With --rate, every row of a small table is in flight at once (one batch), paced by the
+    limiter: a stop request must leave the rows still waiting, not score them all and call it
+    a stop. The rows that ran are committed, the checkpoint names the last of them, and a
+    resume scores the rest, each row exactly once."""
+    (tmp_path / "a.jpg").write_bytes(jpeg())
+    ids = tables.pixelgrade_table(db_url, [str(tmp_path / "a.jpg")] * 12)
+    tables.count_updates(db_url)
+    engine = EngineOptions(batch_size=100, rate=5.0, write_backoff=0.05)
+    options = _options(tmp_path, root=tmp_path)
+    options = dataclasses.replace(options, engine=engine)
+    timer = threading.Timer(0.9, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        first, output = _run(db_url, options)
+    finally:
+        timer.cancel()
+    assert first.interrupted and not first.finished, output
+    assert 1 <= first.processed <= 8, first  # 12 rows at 5/s take 2.2 s; stopped after ~1 s
+    checkpoint = json.loads(options.checkpoint.read_text())
+    assert checkpoint["cursor"] == ids[first.processed - 1] and not checkpoint["finished"]
+    assert tables.updates(db_url) == {str(i): 1 for i in ids[:first.processed]}
+
+    second, _ = _run(db_url, dataclasses.replace(options, resume=True,
+                                                  engine=EngineOptions(batch_size=100)))
+    assert second.finished and second.processed == len(ids) - first.processed
+    assert tables.updates(db_url) == {str(i): 1 for i in ids}
 
 
 def test_resume_without_a_checkpoint_retries_each_row_once(

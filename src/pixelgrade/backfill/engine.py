@@ -10,9 +10,11 @@ the order of events that makes the run safe:
   written in key order, so the checkpoint never claims work that is not committed;
 * batches are processed ahead of the writer (``batches_ahead``) so fetching and scoring never
   wait for the database;
-* a stop request (Ctrl-C, SIGTERM) stops taking new batches, lets the ones in flight finish and
-  commit, saves the checkpoint and returns ``interrupted=True``; a second request abandons
-  the in-flight batches (their rows simply stay to do);
+* a stop request (Ctrl-C, SIGTERM) stops taking new batches and new rows: rows of the batches
+  in flight that have not started yet (waiting for their ``--rate`` slot) are left to do, the
+  rows that started finish and commit, the checkpoint moves to the last of them and the run
+  returns ``interrupted=True``; a second request abandons the in-flight rows too (they simply
+  stay to do);
 * a database call (reading a batch or writing one) that fails with a *transient* error (an
   exception whose ``transient`` attribute is true: a lost connection, a restarting server, see
   :mod:`pixelgrade.stores.sql_errors`) is retried with exponential backoff, each time on a
@@ -144,9 +146,13 @@ class Engine(Generic[Item, Result]):
     def stopping(self) -> bool:
         return self._stop_requests > 0
 
-    async def _process_batch(self, items: list[Item]) -> list[Result]:
-        async def one(item: Item) -> Result:
+    async def _process_batch(self, items: list[Item]) -> list[Result | _NotStarted]:
+        async def one(item: Item) -> Result | _NotStarted:
             await self.limiter.acquire()
+            # Slots are handed out in order (the limiter's lock is FIFO), so once a stop is
+            # requested every later row is refused too: the rows that ran are a prefix.
+            if self.stopping:
+                return NOT_STARTED
             return await self.process(item)
         return list(await asyncio.gather(*(one(item) for item in items)))
 
@@ -182,7 +188,8 @@ class Engine(Generic[Item, Result]):
         ahead = 1 if options.delay else max(1, options.batches_ahead)
         fetch_cursor = self.cursor
         retry_queue = collections.deque(self.retry_items)
-        in_flight: collections.deque[tuple[list[Item], bool, asyncio.Task[list[Result]], float]]
+        in_flight: collections.deque[
+            tuple[list[Item], bool, asyncio.Task[list[Result | _NotStarted]], float]]
         in_flight = collections.deque()
         more = True
         try:
@@ -209,8 +216,14 @@ class Engine(Generic[Item, Result]):
                 if not in_flight:
                     break
                 batch, retry, task, batch_started = in_flight[0]
-                results = await self._wait(task)
+                outcomes = await self._wait(task)
                 in_flight.popleft()
+                results = _started_prefix(outcomes)
+                if len(results) < len(batch):
+                    summary.exhausted = False  # rows were left to do
+                    batch = batch[:len(results)]
+                    if not batch:
+                        continue
                 written = await self._write(results)
                 if not retry:
                     self.cursor = self.collection.key(batch[-1])
@@ -235,7 +248,8 @@ class Engine(Generic[Item, Result]):
         summary.seconds = time.monotonic() - started
         return summary
 
-    async def _wait(self, task: asyncio.Task[list[Result]]) -> list[Result]:
+    async def _wait(self, task: asyncio.Task[list[Result | _NotStarted]]
+                    ) -> list[Result | _NotStarted]:
         """Await a batch; a second stop request abandons it."""
         while True:
             if self._stop_requests > 1:
@@ -255,3 +269,20 @@ class Engine(Generic[Item, Result]):
 
 class _Abandon(Exception):
     """Internal: a second stop request arrived; leave in-flight batches unwritten."""
+
+
+class _NotStarted:
+    """Internal: the result of a row that a stop request kept from starting."""
+
+
+NOT_STARTED = _NotStarted()
+
+
+def _started_prefix(outcomes: list[Result | _NotStarted]) -> list[Result]:
+    """The results before the first row that did not start."""
+    started: list[Result] = []
+    for outcome in outcomes:
+        if isinstance(outcome, _NotStarted):
+            break
+        started.append(outcome)
+    return started
