@@ -195,7 +195,8 @@ def test_backfill_creates_a_folder_that_does_not_exist_yet(
         one_missing_image: str, tmp_path: Path) -> None:
     checkpoint, error_log = tmp_path / "new" / "c.json", tmp_path / "logs" / "today" / "e.log"
     code, output = _backfill(one_missing_image, checkpoint, error_log)
-    assert code == 0, output
+    assert code == 1, output  # its only row failed: the run scored nothing
+    assert "Nothing was scored" in output
     assert json.loads(checkpoint.read_text())["failed"] == 1
     assert json.loads(error_log.read_text())["kind"] == "not_found"
 

@@ -22,11 +22,32 @@ DEFAULT_MAX_FAILED_SHARE = 0.05
 class Verification:
     stats: StoreStats
     warnings: list[str] = field(default_factory=list)
+    max_failed_share: float = DEFAULT_MAX_FAILED_SHARE
 
     @property
     def complete(self) -> bool:
         """True when no row is still waiting for a score (failed/skipped rows are settled)."""
         return self.stats.statuses.get("pending", 0) == 0
+
+    @property
+    def failed_share(self) -> float:
+        failed = self.stats.statuses.get("failed", 0)
+        return failed / self.stats.total if self.stats.total else 0.0
+
+    @property
+    def too_many_failures(self) -> bool:
+        return self.failed_share > self.max_failed_share
+
+    def strict_failures(self) -> list[str]:
+        """Why ``verify --strict`` fails (empty: it passes)."""
+        reasons = []
+        if not self.complete:
+            reasons.append(f"{self.stats.statuses.get('pending', 0)} rows still wait for a "
+                           "score")
+        if self.too_many_failures:
+            reasons.append(f"{100 * self.failed_share:.1f}% of rows failed, more than "
+                           f"--max-failed-share {100 * self.max_failed_share:g}%")
+        return reasons
 
     def to_dict(self) -> dict[str, Any]:
         stats = asdict(self.stats)
@@ -43,6 +64,7 @@ class Verification:
                           for i, n in enumerate(stats["histogram"])},
             "scorer_versions": stats["versions"],
             "complete": self.complete,
+            "failed_share": round(self.failed_share, 4),
             "warnings": self.warnings,
         }
 
@@ -53,7 +75,7 @@ def verify(stats: StoreStats, max_failed_share: float = DEFAULT_MAX_FAILED_SHARE
     warnings: list[str] = []
     if stats.total == 0:
         warnings.append("the table is empty: nothing to verify")
-        return Verification(stats, warnings)
+        return Verification(stats, warnings, max_failed_share)
     if stats.with_score >= 2 and stats.minimum == stats.maximum:
         value = stats.minimum
         what = {0: "every score is 0", 100: "every score is 100"}.get(
@@ -77,4 +99,4 @@ def verify(stats: StoreStats, max_failed_share: float = DEFAULT_MAX_FAILED_SHARE
         warnings.append(f"rows scored by another scorer version ({listed}; this pixelgrade "
                         f"scores with version {SCORER_VERSION}): `pixelgrade backfill "
                         "--rescore-version` scores them again")
-    return Verification(stats, warnings)
+    return Verification(stats, warnings, max_failed_share)

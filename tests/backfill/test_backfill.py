@@ -266,8 +266,9 @@ def test_dry_run_writes_nothing(db_url: str, image_server: ImageServer, tmp_path
 class _CtrlCAfterFirstBatch(PlainProgress):
     """Progress that presses Ctrl-C (a real SIGINT to this process) once batch 1 is committed."""
 
-    def batch(self, tally: Tally, index: int, succeeded: int, failed: int) -> None:
-        super().batch(tally, index, succeeded, failed)
+    def batch(self, tally: Tally, index: int, succeeded: int, failed: int,
+              retry: int = 0) -> None:
+        super().batch(tally, index, succeeded, failed, retry)
         if index == 1:
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -548,7 +549,7 @@ def test_rescore_version_through_the_cli(db_url: str, tmp_path: Path) -> None:
     assert [rows[i]["quality_score"] for i in ids[1:3]] == [3, 4]
     assert rows[ids[3]]["quality_score"] == rows[ids[0]]["quality_score"]
     again = _cli("backfill", "--rescore-version", *common)
-    assert again.exit_code == 0 and "0 images" in _flat(again.output)
+    assert again.exit_code == 0 and "Nothing to do" in _flat(again.output)
 
 
 #: quality_details as pixelgrade 0.1.0 (scorer version 1) wrote them for a blurred photo.
@@ -634,8 +635,13 @@ def test_retry_failed_and_verify(db_url: str, image_server: ImageServer, tmp_pat
     assert result.exit_code == 0, result.output
     assert "2 scored, 0 skipped, 2 failed, 0 to retry" in _flat(result.output)
 
-    result = _cli("verify", "--db", db_url, "--strict", "--json")
+    result = _cli("verify", "--db", db_url, "--strict")
+    assert result.exit_code == 1, result.output  # nothing pending, but half of it failed
+    assert "verify --strict failed: 50.0% of rows failed, more than --max-failed-share 5%" \
+        in _flat(result.output)
+    result = _cli("verify", "--db", db_url, "--strict", "--max-failed-share", "0.5")
     assert result.exit_code == 0, result.output  # failed rows are settled, not pending
+    result = _cli("verify", "--db", db_url, "--json")
     figures = json.loads(result.stdout)
     assert set(figures) >= VERIFY_KEYS
     assert (figures["total_images"], figures["images_with_scores"],
@@ -650,7 +656,7 @@ def test_retry_failed_and_verify(db_url: str, image_server: ImageServer, tmp_pat
     image_server.overrides["/gone.jpg"] = (jpeg("coins.png"), "image/jpeg")  # fixed
     result = _cli("backfill", *common)  # without --retry-failed: nothing to do
     assert result.exit_code == 0, result.output
-    assert "0 images" in _flat(result.output)
+    assert "Nothing to do" in _flat(result.output)
     result = _cli("backfill", *common, "--retry-failed")
     assert result.exit_code == 0, result.output
     assert "1 scored, 0 skipped, 1 failed" in _flat(result.output)

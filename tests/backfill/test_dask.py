@@ -73,8 +73,9 @@ class _KillAWorkerAfterFirstBatch(PlainProgress):
 
     killed: int | None = None
 
-    def batch(self, tally: Tally, index: int, succeeded: int, failed: int) -> None:
-        super().batch(tally, index, succeeded, failed)
+    def batch(self, tally: Tally, index: int, succeeded: int, failed: int,
+              retry: int = 0) -> None:
+        super().batch(tally, index, succeeded, failed, retry)
         if index == 1:
             workers = _spawned_workers()
             assert len(workers) == 2, workers

@@ -194,7 +194,7 @@ def test_the_seed_procedure_through_the_cli(fresh_supabase: SupabaseStack, workd
 
     # 5. --retry-failed once the image is back; without it, nothing to do.
     image_host.files["/gone.jpg"] = jpeg("chelsea.png")
-    assert "0 images" in _ok(cli("backfill", *common, environment=settings))
+    assert "Nothing to do" in _ok(cli("backfill", *common, environment=settings))
     text = _ok(cli("backfill", "--retry-failed", *common, environment=settings))
     assert "1 scored, 0 skipped, 0 failed" in text
     table = rows(stack)

@@ -52,6 +52,10 @@ class Checkpoint:
     started_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
     format_version: int = FORMAT_VERSION
+    #: The command's settings (store, table, columns, root, network opt-ins...), so that
+    #: ``--resume`` continues the same run without retyping them. Never a secret: the
+    #: database URL is kept without its password.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def check_belongs_to(self, store: str, selection: dict[str, Any], path: Path) -> None:
         """Refuse a checkpoint written for another database/table or another selection."""

@@ -18,6 +18,19 @@ from pixelgrade.backfill.images import RowResult
 
 #: Hosts listed in one fix at most (a table of a thousand hosts gets a shorter line).
 MAX_HOSTS_SHOWN = 5
+#: The first fix for kinds whose messages name the problem but not the remedy.
+FIXES = {
+    "not_found": "the files are not there: fix or clear their paths in the table, or pass "
+                 "--root with the folder that holds them",
+    "permission": "pixelgrade may not read these files: fix their permissions",
+    "not_a_file": "the paths name folders or devices, not image files: fix them in the table",
+    "invalid_path": "fix the paths in the table",
+    "decode": "the files are not images pixelgrade can read (or are damaged): replace them, "
+              "or leave them failed",
+    "too_large": "raise --max-bytes / --max-pixels if these images are wanted",
+    "worker_crash": "an image crashed its scoring process: see the error log for which",
+    "timeout": "the server is slow: retry later with --resume, or lower --concurrency",
+}
 
 
 @dataclass
@@ -41,14 +54,14 @@ class FailureGroup:
                     "--allow-private-network for every private address)")
         if self.kind == "outside_root":
             return "pass --root with the folder that holds the images"
-        if self.kind in ("no_root", "no_location"):
-            return self.example
+        if self.kind in FIXES:
+            return FIXES[self.kind]
         _, _, advice = self.example.rpartition("; ")
         if advice:
             return advice
         if self.transient:
             return "temporary: retry later with `pixelgrade backfill --resume`"
-        return "see the error log for each row"
+        return f"for example: {self.example}"
 
     @property
     def label(self) -> str:

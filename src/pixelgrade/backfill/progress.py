@@ -66,7 +66,8 @@ class PlainProgress:
     def start(self, tally: Tally) -> None:
         self._last = time.monotonic()
 
-    def batch(self, tally: Tally, index: int, succeeded: int, failed: int) -> None:
+    def batch(self, tally: Tally, index: int, succeeded: int, failed: int,
+              retry: int = 0) -> None:
         now = time.monotonic()
         quiet = tally.batches > 20 and now - self._last < self.every_seconds
         if quiet and tally.done < tally.total:
@@ -74,8 +75,9 @@ class PlainProgress:
         self._last = now
         shown = max(tally.batches, index)
         percent = 100 * tally.done // tally.total if tally.total else 100
+        to_retry = f", {retry} to retry" if retry else ""
         self.console.print(f"Batch {index}/{shown} complete: {succeeded} succeeded, "
-                           f"{failed} failed", highlight=False)
+                           f"{failed} failed{to_retry}", highlight=False)
         self.console.print(f"Progress: {percent}% complete ({tally.done}/{tally.total} images, "
                            f"{tally.rate():.1f} images/s)", highlight=False)
         if tally.done < tally.total:
@@ -97,7 +99,8 @@ class RichProgress:
             TaskProgressColumn(),
             MofNCompleteColumn(),
             TextColumn("batch {task.fields[batch]}"),
-            TextColumn("[green]{task.fields[ok]} ok[/] [red]{task.fields[failed]} failed[/]"),
+            TextColumn("[green]{task.fields[ok]} ok[/] [red]{task.fields[failed]} failed[/]"
+                       "{task.fields[retry]}"),
             TextColumn("{task.fields[rate]} img/s"),
             TimeRemainingColumn(),
             console=console,
@@ -108,17 +111,39 @@ class RichProgress:
     def start(self, tally: Tally) -> None:
         self.progress.start()
         self.task = self.progress.add_task("backfill", total=tally.total,
-                                           batch=f"0/{tally.batches}", ok=0, failed=0, rate="-")
+                                           batch=f"0/{tally.batches}", ok=0, failed=0, retry="",
+                                           rate="-")
 
-    def batch(self, tally: Tally, index: int, succeeded: int, failed: int) -> None:
+    def batch(self, tally: Tally, index: int, succeeded: int, failed: int,
+              retry: int = 0) -> None:
         assert self.task is not None
         self.progress.update(self.task, completed=tally.done,
                              batch=f"{index}/{max(tally.batches, index)}",
                              ok=tally.succeeded, failed=tally.failed,
+                             retry=f" [yellow]{tally.retry_later} to retry[/]"
+                             if tally.retry_later else "",
                              rate=f"{tally.rate():.1f}")
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+class NoProgress:
+    """No progress at all (``--quiet``): the end summary is the only output."""
+
+    def start(self, tally: Tally) -> None:
+        pass
+
+    def batch(self, tally: Tally, index: int, succeeded: int, failed: int,
+              retry: int = 0) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+#: Whatever shows a run's progress.
+ProgressView = PlainProgress | RichProgress | NoProgress
 
 
 def make_progress(console: Console, live: bool | None = None) -> PlainProgress | RichProgress:

@@ -25,6 +25,7 @@ from pixelgrade.backfill import checkpoint as checkpoints
 from pixelgrade.backfill.engine import BatchDone, Engine, EngineOptions
 from pixelgrade.backfill.errorlog import ErrorLog
 from pixelgrade.backfill.executors import ChunkExecutor, open_executor
+from pixelgrade.backfill.failures import FailureTally
 from pixelgrade.backfill.images import (
     SCORE_TIMEOUT,
     ChunkScorer,
@@ -32,7 +33,7 @@ from pixelgrade.backfill.images import (
     RowResult,
     count_batch,
 )
-from pixelgrade.backfill.progress import PlainProgress, RichProgress, Tally
+from pixelgrade.backfill.progress import ProgressView, Tally
 from pixelgrade.backfill.work import Credentials, WorkSettings
 from pixelgrade.errors import CheckpointError, StoreError
 from pixelgrade.scoring import SCORER_VERSION, ScoringConfig
@@ -65,6 +66,8 @@ class BackfillOptions:
     storage: StorageBucket | None = None
     #: Longest one image's scoring may take before its process is stopped (see work.py).
     score_timeout: float | None = SCORE_TIMEOUT
+    #: The command's settings, recorded in the checkpoint for ``--resume`` (no secrets).
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,10 +91,21 @@ class BackfillReport:
     retried_from_error_log: int = 0
     checkpoint: str = ""
     error_log: str = ""
+    #: Failures (permanent and to retry) by kind, largest first, each with its first fix.
+    failures: FailureTally = field(default_factory=FailureTally)
+
+    @property
+    def nothing_succeeded(self) -> bool:
+        """True when rows were tried, none was scored or skipped, and most failed: the run
+        as configured cannot work (a guard refusing every URL, a wrong --root...)."""
+        tried = self.scored + self.skipped + self.failed + self.retry_later
+        return (tried > 0 and self.scored + self.skipped == 0
+                and self.failed + self.retry_later > tried / 2)
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: key_to_json(value) if key == "resumed_from" else value
-                for key, value in asdict(self).items()}
+        figures = {key: key_to_json(value) if key == "resumed_from" else value
+                   for key, value in asdict(self).items() if key != "failures"}
+        return {**figures, "failures": self.failures.to_list()}
 
 
 class _StoreCollection:
@@ -126,7 +140,7 @@ def _selection_key(selection: Selection) -> dict[str, Any]:
 
 
 def run_backfill(store: Store, options: BackfillOptions, console: Console,
-                 progress: PlainProgress | RichProgress, *, verbose: bool = False,
+                 progress: ProgressView, *, verbose: bool = False,
                  install_signal_handlers: bool = True) -> BackfillReport:
     """Run the backfill to the end, or until interrupted. Holds the table's backfill lock."""
     with store.lock():
@@ -135,7 +149,7 @@ def run_backfill(store: Store, options: BackfillOptions, console: Console,
 
 
 async def _run(store: Store, options: BackfillOptions, console: Console,
-               progress: PlainProgress | RichProgress, verbose: bool,
+               progress: ProgressView, verbose: bool,
                install_signal_handlers: bool) -> BackfillReport:
     selection_key = _selection_key(options.selection)
     error_log = ErrorLog(options.error_log)
@@ -169,7 +183,8 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
                             resumed_from=start_after, retried_from_error_log=len(retry_rows),
                             checkpoint=str(options.checkpoint), error_log=str(options.error_log))
     state = checkpoints.Checkpoint(store=store.identity(), selection=selection_key,
-                                   cursor=key_to_json(start_after))
+                                   cursor=key_to_json(start_after),
+                                   settings=dict(options.settings))
     if options.resume and previous is not None:
         state.started_at = previous.started_at
     attempts = error_log.attempts() if options.resume else {}
@@ -195,8 +210,10 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
             for result in done.results:
                 _print_row(console, result)
         count_batch(report, done.results, done.written)
+        report.failures.add(done.results)
         succeeded = sum(1 for r in done.results if r.kind in ("scored", "skipped"))
-        failed = len(done.results) - succeeded
+        retry = sum(1 for r in done.results if r.kind == "retry_later")
+        failed = len(done.results) - succeeded - retry
         state.cursor = key_to_json(done.cursor)
         state.processed, state.written = report.processed, report.written
         state.scored, state.skipped, state.failed = report.scored, report.skipped, report.failed
@@ -205,7 +222,8 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         tally.done += done.items
         tally.succeeded += succeeded
         tally.failed += failed
-        progress.batch(tally, done.index, succeeded, failed)
+        tally.retry_later += retry
+        progress.batch(tally, done.index, succeeded, failed, retry)
 
     async with AsyncExitStack() as stack:
         executor = await stack.enter_async_context(
@@ -224,6 +242,9 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
                 f"{options.engine.write_attempts})", highlight=False))
         remove_handlers = _install_handlers(engine, console) if install_signal_handlers \
             else (lambda: None)
+        # The rate shown while running and at the end count from the same moment: when the
+        # workers are up and the first row is taken.
+        tally.started = time.monotonic()
         progress.start(tally)
         try:
             summary = await engine.run()
@@ -324,9 +345,22 @@ class DryRunReport:
     estimated_seconds: float | None
     capabilities: dict[str, bool]
     scorer_version: str = SCORER_VERSION
+    #: The sample's failures by kind, each with its first fix.
+    failures: FailureTally = field(default_factory=FailureTally)
+
+    @property
+    def sample_failed(self) -> int:
+        return self.failures.total
+
+    @property
+    def cannot_succeed(self) -> bool:
+        """True when every row of the sample would fail: the real run would score nothing."""
+        return bool(self.sample) and self.sample_failed == len(self.sample)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        figures = {key: value for key, value in asdict(self).items() if key != "failures"}
+        return {**figures, "failures": self.failures.to_list(),
+                "cannot_succeed": self.cannot_succeed}
 
 
 def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> DryRunReport:
@@ -368,11 +402,14 @@ def dry_run(store: Store, options: BackfillOptions, sample_size: int = 20) -> Dr
             if outcome else None,
         })
     capabilities = getattr(store, "capabilities", None)
+    failures = FailureTally()
+    failures.add(results)
     return DryRunReport(
         store=store.describe(), todo=todo, sample=sample, sample_seconds=round(seconds, 3),
         images_per_second=None if rate is None else round(rate, 2),
         estimated_seconds=None if estimate is None else round(estimate, 1),
         capabilities=asdict(capabilities) if capabilities is not None else {},
+        failures=failures,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -40,11 +41,13 @@ __all__ = [
     "StoreStats",
     "SupabaseStore",
     "TableSpec",
+    "configured_database",
     "database_url",
     "key_to_json",
     "open_store",
     "resolve_database_url",
     "supabase_settings",
+    "without_password",
 ]
 
 #: The embedded default: a SQLite file in the working directory.
@@ -57,11 +60,15 @@ SUPABASE = "supabase"
 
 
 def resolve_database_url(db: str | None, env_file: Path | None = None) -> str:
-    """``--db`` if given, else ``DATABASE_URL`` (environment, then ``./.env``), else
-    ``supabase`` when ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY`` are set (environment
-    or ``./.env``), else the embedded SQLite default."""
-    if db:
-        return db
+    """``--db`` if given, else what the environment configures (:func:`configured_database`),
+    else the embedded SQLite default."""
+    return db or configured_database(env_file) or DEFAULT_DATABASE_URL
+
+
+def configured_database(env_file: Path | None = None) -> str | None:
+    """``DATABASE_URL`` (environment, then ``./.env``), else ``supabase`` when
+    ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY`` are set (environment or ``./.env``),
+    else None."""
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
     env_file = env_file or Path.cwd() / ".env"
@@ -71,7 +78,18 @@ def resolve_database_url(db: str | None, env_file: Path | None = None) -> str:
             return value
     if supabase_configured(env_file):
         return SUPABASE
-    return DEFAULT_DATABASE_URL
+    return None
+
+
+def without_password(db: str, mask: str = "") -> str:
+    """``db`` as typed, with its password removed (or replaced by ``mask``): what a
+    checkpoint, a message or ``pixelgrade config`` may show."""
+    parts = urlsplit(db)
+    credentials, at, host = parts.netloc.rpartition("@")
+    user, colon, password = credentials.partition(":")
+    if not (at and colon and password):
+        return db
+    return urlunsplit(parts._replace(netloc=f"{user}{':' + mask if mask else ''}@{host}"))
 
 
 def open_store(db: str, spec: TableSpec | None = None, *, must_exist: bool = True,

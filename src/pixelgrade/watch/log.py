@@ -30,15 +30,25 @@ class WatchLog:
     """Writes events to ``stream`` (stdout by default), a line each, flushed at once so a
     pipe, a journal or ``tail -f`` sees every line when it happens."""
 
-    def __init__(self, stream: TextIO | None = None, *, as_json: bool = False) -> None:
+    #: Events ``quiet`` still shows: what needs a person.
+    QUIET_EVENTS = frozenset({"error", "hint", "overflow", "stopped", "failed", "retry"})
+
+    def __init__(self, stream: TextIO | None = None, *, as_json: bool = False,
+                 quiet: bool = False, verbose: bool = False) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.as_json = as_json
+        #: Only failures, errors and the stop (``--quiet``).
+        self.quiet = quiet
+        #: Also what limits each score (``--verbose``, text only: JSON lines hold everything).
+        self.verbose = verbose
 
     def row(self, result: RowResult, via: str, *, attempt: int | None = None,
             retry_in: float | None = None) -> None:
         """The line for one image's result."""
         outcome, failure = result.outcome, result.failure
         event = "retry" if outcome is None else outcome.status
+        if self.quiet and event not in self.QUIET_EVENTS:
+            return
         key = key_to_json(result.row.id)
         if self.as_json:
             self._write({
@@ -56,6 +66,9 @@ class WatchLog:
         where = result.location or ""
         if outcome is not None and outcome.status == "scored":
             text = f"#{key} {outcome.score} {where}"
+            summary = (outcome.details or {}).get("summary")
+            if self.verbose and summary:
+                text += f"  {summary}"
         elif outcome is not None and outcome.status == "skipped":
             text = f"#{key} {where}  {(outcome.details or {}).get('reason', '')}"
         elif failure is not None:
@@ -68,6 +81,8 @@ class WatchLog:
 
     def note(self, event: str, message: str, **fields: Any) -> None:
         """Any other event: ``message`` for people, ``fields`` for machines (JSON only)."""
+        if self.quiet and event not in self.QUIET_EVENTS:
+            return
         if self.as_json:
             self._write({"time": now_iso(), "event": event, "message": message, **fields})
         else:

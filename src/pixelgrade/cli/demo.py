@@ -8,19 +8,21 @@ missing files), then runs the very commands the README shows: ``backfill --dry-r
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from pixelgrade import cli_db
 from pixelgrade.demo import build_database
 
 BAND_STYLE = {"high": "bold green", "medium": "bold yellow", "low": "bold red"}
 
 
-def run_demo(folder: Path, console: Console) -> None:
+def run_demo(folder: Path, console: Console, run: Callable[[list[str]], int]) -> None:
+    """The demo, running each command with ``run`` (the ``pixelgrade`` program itself, so
+    every option has its default, as for a person typing it)."""
     console.rule("[bold]pixelgrade demo[/]")
     console.print(f"Building a sample library in {folder}/ ...")
     url, rows = build_database(folder)
@@ -28,15 +30,14 @@ def run_demo(folder: Path, console: Console) -> None:
     common = ["--db", url, "--checkpoint", str(folder / "backfill-checkpoint.json"),
               "--error-log", str(folder / "backfill-errors.log")]
 
-    _echo(console, ["backfill", "--dry-run", "--db", url])
-    cli_db.backfill(db=url, dry=True, **_defaults(folder))
-    console.print()
-    _echo(console, ["backfill", *common, "--batch-size", "50"])
-    cli_db.backfill(db=url, batch_size=50, **_defaults(folder))
-    console.print()
-    _echo(console, ["verify", "--db", url])
-    cli_db.verify_command(db=url)
-    console.print()
+    for args in (["backfill", "--dry-run", "--db", url],
+                 ["backfill", *common, "--batch-size", "50"],
+                 ["verify", "--db", url]):
+        _echo(console, args)
+        code = run(args)
+        if code:
+            raise SystemExit(code)
+        console.print()
     _featured(console, url)
     database = Path(sa.make_url(url).database or "").resolve()
     console.print(f"\nThe database is [bold]{database}[/]. Try:")
@@ -45,18 +46,6 @@ def run_demo(folder: Path, console: Console) -> None:
                     ["backfill", "--db", url, "--retry-failed", "--verbose"],
                     ["score", str(folder / "featured" / "coffee-noisy.png")]):
         console.print(f"  pixelgrade {shlex.join(command)}", highlight=False)
-
-
-def _defaults(folder: Path) -> dict[str, object]:
-    """The backfill arguments the demo does not vary (Typer defaults are not applied when a
-    command function is called directly)."""
-    return dict(table="images", id_column="id", url_column="url",
-                score_column="quality_score", delay=0, rate=None, concurrency=16,
-                workers=None, limit=None, verbose=False, resume=False,
-                checkpoint=folder / "backfill-checkpoint.json",
-                error_log=folder / "backfill-errors.log", retry_failed=False,
-                rescore_version=False, url_template=None, root=None,
-                max_bytes=cli_db.DEFAULT_MAX_BYTES, as_json=False)
 
 
 def _echo(console: Console, args: list[str]) -> None:

@@ -7,27 +7,37 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-import typer
 from dotenv import dotenv_values
 from rich.console import Console
 
-from pixelgrade.cli_db import (
+from pixelgrade.cli.options import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_TARGET_MEGAPIXELS,
+    AllowHostOpt,
+    AllowPrivateNetworkOpt,
     BucketOpt,
+    ConfigOpt,
     DbOpt,
+    HighOpt,
     IdOpt,
+    MaxPixelsOpt,
+    MediumOpt,
     PublicBucketOpt,
+    QuietOpt,
     RootOpt,
     ScoreOpt,
     TableOpt,
+    TargetOpt,
     UrlOpt,
-    _spec,
-    _storage,
+    network_policy,
+    option,
+    scoring_config,
 )
-from pixelgrade.cli_network import AllowHostOpt, AllowPrivateNetworkOpt, network_policy
+from pixelgrade.cli.output import fail
+from pixelgrade.cli.stores import open_table, sqlite_folder, storage_bucket
 from pixelgrade.errors import PixelgradeError
-from pixelgrade.scoring import Bands, ScoringConfig
-from pixelgrade.scoring.config import DEFAULT_MAX_BYTES
-from pixelgrade.stores import open_store, resolve_database_url
+from pixelgrade.scoring import Bands
 
 
 def serve(
@@ -36,31 +46,43 @@ def serve(
     id_column: IdOpt = "id",
     url_column: UrlOpt = "url",
     score_column: ScoreOpt = "quality_score",
-    host: Annotated[str, typer.Option(
+    host: Annotated[str, option(
+        "--host", metavar="ADDRESS",
         help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
-    uploads: Annotated[Path | None, typer.Option(
-        help="Folder for uploaded images (default: uploads/ beside the SQLite database, "
-        "else ./uploads).")] = None,
+    port: Annotated[int, option(
+        "--port", metavar="PORT", help="Port to listen on.", min=1, max=65535)] = 8000,
+    uploads: Annotated[Path | None, option(
+        "--uploads", metavar="FOLDER", help="Folder for uploaded images (default: uploads/ "
+        "beside the SQLite database, else ./uploads).")] = None,
     root: RootOpt = None,
-    cache: Annotated[Path | None, typer.Option(
-        help="Thumbnail cache folder (default: thumbnails/ beside the SQLite database, "
-        "else ./.pixelgrade/thumbnails).")] = None,
+    cache: Annotated[Path | None, option(
+        "--cache", metavar="FOLDER", help="Thumbnail cache folder (default: thumbnails/ "
+        "beside the SQLite database, else ./.pixelgrade/thumbnails).")] = None,
     bucket: BucketOpt = None,
     public_bucket: PublicBucketOpt = False,
-    workers: Annotated[int, typer.Option(help="Scoring processes for uploads and re-scores.",
-                                         min=1)] = 2,
-    high: Annotated[int, typer.Option("--high", help="Lowest score in the High band.")] = 70,
-    medium: Annotated[int, typer.Option("--medium", help="Lowest score in Medium.")] = 40,
-    max_bytes: Annotated[int, typer.Option(
-        help="Refuse uploads (and sources) larger than this.")] = DEFAULT_MAX_BYTES,
+    workers: Annotated[int, option(
+        "--workers", metavar="N", help="Scoring processes for uploads and re-scores.",
+        min=1)] = 2,
+    high: HighOpt = 70,
+    medium: MediumOpt = 40,
+    max_bytes: Annotated[int, option(
+        "--max-bytes", metavar="BYTES", help="Refuse uploads (and sources) larger than this.",
+        min=1)] = DEFAULT_MAX_BYTES,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    target_mp: TargetOpt = DEFAULT_TARGET_MEGAPIXELS,
     allow_private_network: AllowPrivateNetworkOpt = False,
     allow_host: AllowHostOpt = None,
-    protect_reads: Annotated[bool, typer.Option(
+    protect_reads: Annotated[bool, option(
         "--protect-reads", help="Pages and API reads need the token too (else only writes "
         "do).")] = False,
-    log_level: Annotated[str, typer.Option(
-        help="uvicorn's log level (info shows every request).")] = "warning",
+    log_level: Annotated[str | None, option(
+        "--log-level", metavar="LEVEL",
+        help="uvicorn's log level (default: warning; info with --verbose "
+        "shows every request).")] = None,
+    quiet: QuietOpt = False,
+    verbose: Annotated[bool, option(
+        "--verbose", "-v", help="Log every request (uvicorn's info level).")] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Browse, filter, sort, upload and re-score images in a web page, and the same as JSON.
 
@@ -70,10 +92,9 @@ def serve(
 
     Examples:
 
+    \b
       pixelgrade serve --db sqlite:///pixelgrade-demo/library.db
-
-      PIXELGRADE_API_TOKEN=s3cret pixelgrade serve --db postgresql://app@db/shop --port 8080
-
+      PIXELGRADE_API_TOKEN=s3cret pixelgrade serve --db postgresql://app@db/shop
       pixelgrade serve --db supabase --bucket photos --path-column storage_path
     """
     import uvicorn
@@ -81,33 +102,30 @@ def serve(
     from pixelgrade.web.app import TOKEN_VARIABLE, WebSettings, create_app
 
     console = Console(highlight=False, soft_wrap=True)
+    notes = Console(highlight=False, soft_wrap=True, quiet=quiet)  # --quiet: the address only
     try:
         bands = Bands(high_from=high, medium_from=medium)
-        store = open_store(resolve_database_url(db),
-                           _spec(table, id_column, url_column, score_column))
-        folder = None
-        if store.dialect_name == "sqlite" and getattr(store, "url", None) is not None:
-            database = store.url.database  # type: ignore[union-attr]
-            folder = Path(database).resolve().parent if database else None
+        store = open_table(db, table, id_column, url_column, score_column)
+        folder = sqlite_folder(store)
         root = root or folder
         network_policy(max_bytes, allow_private_network, allow_host).guard()  # bad --allow-host
         token, made_up = _token()
         settings = WebSettings(
-            bands=bands, scoring=ScoringConfig(max_bytes=max_bytes, bands=bands),
+            bands=bands, scoring=scoring_config(high=high, medium=medium, max_bytes=max_bytes,
+                                                max_pixels=max_pixels, target_mp=target_mp),
             token=token, protect_reads=protect_reads,
             uploads=uploads or (folder / "uploads" if folder else Path("uploads")),
             root=root,
             cache=cache or (folder / "thumbnails" if folder else Path(".pixelgrade/thumbnails")),
-            storage=_storage(bucket, public_bucket), workers=workers,
+            storage=storage_bucket(bucket, public_bucket), workers=workers,
             allow_private_network=allow_private_network,
             allowed_hosts=frozenset(allow_host or ()))
         _check_uploads_inside_root(settings.uploads, settings.root or Path.cwd())
     except (PixelgradeError, ValueError) as exc:
-        Console(stderr=True).print(f"[red]Error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        raise fail(exc) from exc
     caps = store.capabilities
     if not (caps.status and caps.details):
-        console.print("[yellow]Note:[/] the table has no quality_status/quality_details "
+        notes.print("[yellow]Note:[/] the table has no quality_status/quality_details "
                       "columns: the gallery cannot say why an image has no score, nor show "
                       "components and issues; add them with `pixelgrade migrate`.")
     app = create_app(store, settings)
@@ -120,11 +138,12 @@ def serve(
     if made_up:
         console.print(f"Uploads and re-scores need the token in that address (made up for "
                       f"this run; set {TOKEN_VARIABLE} to choose it).")
-    console.print(f"API: {address}api/docs · uploads saved in {settings.uploads} · "
+    notes.print(f"API: {address}api/docs · uploads saved in {settings.uploads} · "
                   "Ctrl-C to stop")
     if host in ("0.0.0.0", "::"):
         console.print("[yellow]Listening on every network interface.[/]")
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port,
+                log_level=log_level or ("info" if verbose else "warning"))
 
 
 def _check_uploads_inside_root(uploads: Path, root: Path) -> None:
