@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -260,6 +261,43 @@ def test_dry_run_writes_nothing(db_url: str, image_server: ImageServer, tmp_path
     assert sorted(os.listdir(tmp_path)) == files_before  # no lock file, no journal, nothing
 
 
+def test_a_run_the_network_guard_refuses_says_so_and_fails(
+        db_url: str, image_server: ImageServer, tmp_path: Path) -> None:
+    """Every URL is on loopback and no --allow-host: the dry run ends with a verdict by kind
+    naming the flag, and exits 1; the real run groups the failures the same way and exits 1;
+    `verify --strict` fails at 100% failed."""
+    ids = tables.pixelgrade_table(db_url, [image_server.url(f"/good.jpg?{i}") for i in range(6)])
+    common = ["--db", db_url, "--workers", "1", "--checkpoint", str(tmp_path / "c.json"),
+              "--error-log", str(tmp_path / "e.log")]
+
+    dry = _cli("backfill", "--dry-run", *common)
+    assert dry.exit_code == 1, dry.output
+    text = _flat(dry.output)
+    assert "6 of 6 sample rows would fail:" in text
+    assert "6 forbidden_address (127.0.0.1): pass --allow-host 127.0.0.1" in text
+    assert "the run would score nothing as configured" in text
+    assert "estimated duration" not in text
+
+    real = _cli("backfill", *common)
+    assert real.exit_code == 1, real.output
+    text = _flat(real.output)
+    assert "0 scored, 0 skipped, 6 failed" in text
+    assert "Failures by kind, with the first fix to try: 6 forbidden_address (127.0.0.1): " \
+        "pass --allow-host 127.0.0.1" in text
+    assert "Nothing was scored" in text
+    assert [row["quality_status"] for row in tables.rows(db_url).values()] == ["failed"] * 6
+    assert image_server.hits.get("/good.jpg", 0) == 0  # nothing was fetched
+
+    strict = _cli("verify", "--db", db_url, "--strict")
+    assert strict.exit_code == 1
+    assert "100.0% of rows failed" in _flat(strict.output)
+
+    fixed = _cli("backfill", *common, "--retry-failed", "--allow-host", "127.0.0.1")
+    assert fixed.exit_code == 0, fixed.output
+    assert f"Check the result with: pixelgrade verify --db {db_url}" in _flat(fixed.output)
+    assert len(ids) == 6
+
+
 # -- interrupt and resume -------------------------------------------------------------------
 
 
@@ -372,7 +410,7 @@ def test_ctrl_c_on_the_cli_then_resume(db_url: str, image_server: ImageServer,
     tables.count_updates(db_url)
     checkpoint, error_log = tmp_path / "checkpoint.json", tmp_path / "errors.log"
     args = ["backfill", "--db", db_url, "--batch-size", "2", "--workers", "1",
-            "--allow-private-network", "--checkpoint", str(checkpoint),
+            "--allow-host", "127.0.0.1", "--checkpoint", str(checkpoint),
             "--error-log", str(error_log)]
     process = subprocess.Popen([sys.executable, "-m", "pixelgrade", *args], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -393,17 +431,28 @@ def test_ctrl_c_on_the_cli_then_resume(db_url: str, image_server: ImageServer,
     text = _flat(output)
     assert "SIGINT: finishing the batches in flight" in text
     assert f"Interrupted. Checkpoint saved in {checkpoint}" in text
-    assert "continue with: pixelgrade backfill --resume" in text
+    hint = re.search(r"continue with: (pixelgrade backfill --resume.*)", output)
+    assert hint is not None, output
+    assert hint.group(1).strip() == f"pixelgrade backfill --resume --checkpoint {checkpoint}"
 
     saved = json.loads(checkpoint.read_text())
     assert not saved["finished"] and saved["processed"] < len(ids)
     committed = {str(i) for i in ids[:saved["processed"]]}
     assert tables.updates(db_url) == dict.fromkeys(committed, 1)
     assert saved["cursor"] == ids[saved["processed"] - 1]
+    assert saved["settings"]["allow_host"] == ["127.0.0.1"]
 
-    result = _cli(*args, "--resume")
-    assert result.exit_code == 0, result.output
-    assert "Check the result with: pixelgrade verify" in _flat(result.output)
+    # The hint, run literally from the same folder: the store, the table and --allow-host
+    # come from the checkpoint (run without them, rows would be refused and marked failed).
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    resumed = subprocess.run(
+        [sys.executable, "-m", "pixelgrade", *shlex.split(hint.group(1))[1:]], cwd=tmp_path,
+        capture_output=True, text=True, env={**environment, **WIDE}, timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    text = _flat(resumed.stdout)
+    assert "Resuming with the settings of the run in" in text
+    assert "--db" in text and "--allow-host" in text and "0 failed" in text
+    assert "Check the result with: pixelgrade verify --db" in text
     assert tables.updates(db_url) == {str(i): 1 for i in ids}
     assert json.loads(checkpoint.read_text())["finished"] is True
     assert sum(image_server.hits.values()) == len(ids)  # no image fetched twice

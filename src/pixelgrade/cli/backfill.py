@@ -14,7 +14,6 @@ import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 
@@ -226,7 +225,7 @@ def _recorded(params: dict[str, Any], url: str) -> dict[str, Any]:
     return recorded
 
 
-def _with_checkpoint_settings(ctx: click.Context, params: dict[str, Any], path: Path,
+def _with_checkpoint_settings(ctx: typer.Context, params: dict[str, Any], path: Path,
                               console: Console) -> dict[str, Any]:
     """``params`` with every setting that nothing else gave taken from the checkpoint."""
     saved = checkpoints.load(path)
@@ -234,8 +233,7 @@ def _with_checkpoint_settings(ctx: click.Context, params: dict[str, Any], path: 
         return params
     taken = []
     for name, value in saved.settings.items():
-        if name not in params or ctx.get_parameter_source(name) != \
-                click.core.ParameterSource.DEFAULT:
+        if name not in params or not _from_default(ctx, name):
             continue
         if name == "db" and configured_database() is not None:
             continue  # DATABASE_URL (environment, .env) is a setting too, and wins
@@ -248,6 +246,12 @@ def _with_checkpoint_settings(ctx: click.Context, params: dict[str, Any], path: 
         console.print(f"Resuming with the settings of the run in {path}: "
                       + ", ".join(f"--{name.replace('_', '-')}" for name in taken) + ".")
     return params
+
+
+def _from_default(ctx: typer.Context, name: str) -> bool:
+    """True when no flag, environment variable or settings file gave ``name``."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "DEFAULT"
 
 
 def _dry_run(console: Console, store: Store, options: BackfillOptions,

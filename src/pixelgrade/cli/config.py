@@ -11,11 +11,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from pixelgrade.cli.options import ConfigOpt, env_name
-from pixelgrade.cli.project import META_KEY, NOT_FROM_FILE, apply_project_file
+from pixelgrade.cli.project import META_KEY, NOT_FROM_FILE, apply_project_file, is_option
 from pixelgrade.stores import configured_database, without_password
 
 MASK = "***"
@@ -41,7 +40,7 @@ def config_command(
     starts a settings file.
     """
     root = ctx.find_root()
-    commands: dict[str, click.Command] = getattr(root.command, "commands", {})
+    commands: dict[str, Any] = getattr(root.command, "commands", {})
     names = [command] if command else [name for name in SHOWN if name in commands]
     if command is not None and command not in commands:
         raise typer.BadParameter(f"no command {command!r}; one of: {', '.join(SHOWN)}")
@@ -60,7 +59,7 @@ def config_command(
             print(line)
 
 
-def _command_lines(root: click.Context, name: str, command: click.Command,
+def _command_lines(root: typer.Context, name: str, command: Any,
                    config: Path | None) -> list[str]:
     """``key = value  # source`` for each option of ``command``."""
     sub = command.make_context(name, [], parent=root, resilient_parsing=True)
@@ -69,8 +68,7 @@ def _command_lines(root: click.Context, name: str, command: click.Command,
             apply_project_file(sub, param, config)
     lines = []
     for param in command.params:
-        if not isinstance(param, click.Option) or param.name in NOT_FROM_FILE \
-                or param.name is None:
+        if not is_option(param) or param.name in NOT_FROM_FILE or param.name is None:
             continue
         value, source = _resolve(sub, param)
         key = param.name
@@ -81,21 +79,21 @@ def _command_lines(root: click.Context, name: str, command: click.Command,
     return lines
 
 
-def _resolve(ctx: click.Context, param: click.Option) -> tuple[Any, str]:
+def _resolve(ctx: typer.Context, param: Any) -> tuple[Any, str]:
     """The value the option would take without flags, and where it comes from."""
     raw = param.resolve_envvar_value(ctx)
     if raw is not None:
         variable = next((v for v in _envvars(param) if os.environ.get(v)), env_name(
             param.opts[0]))
-        return param.type_cast_value(ctx, param.value_from_envvar(ctx)), \
+        return param.process_value(ctx, param.value_from_envvar(ctx)), \
             f"environment {variable}"
     if ctx.default_map and param.name in ctx.default_map:
-        return param.type_cast_value(ctx, ctx.default_map[param.name]), \
+        return param.process_value(ctx, ctx.default_map[param.name]), \
             f"file {ctx.meta.get(META_KEY)}"
     return param.get_default(ctx, call=True), "default"
 
 
-def _envvars(param: click.Option) -> list[str]:
+def _envvars(param: Any) -> list[str]:
     if param.envvar is None:
         return []
     return [param.envvar] if isinstance(param.envvar, str) else list(param.envvar)

@@ -13,7 +13,7 @@ that command only and wins over the top level::
     rate = 50
 
 The file fills in what the command line and the ``PIXELGRADE_*`` environment variables leave
-unset (Click's ``default_map``): flags > environment > file > defaults. It is read from
+unset (the context's ``default_map``): flags > environment > file > defaults. It is read from
 ``--config FILE``, else ``$PIXELGRADE_CONFIG``, else ``./pixelgrade.toml`` when it exists.
 Secrets may be written in it, like in ``.env``; they are never printed (``pixelgrade config``
 masks them).
@@ -25,7 +25,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import click
+import typer
 
 #: The file read from the working directory when no ``--config`` is given.
 PROJECT_FILE = "pixelgrade.toml"
@@ -35,11 +35,11 @@ META_KEY = "pixelgrade.project_file"
 NOT_FROM_FILE = frozenset({"config"})
 
 
-class ProjectFileError(click.UsageError):
+class ProjectFileError(typer.BadParameter):
     """The settings file cannot be used; the message says where and what to change."""
 
 
-def apply_project_file(ctx: click.Context, param: click.Parameter, value: Path | None
+def apply_project_file(ctx: typer.Context, param: typer.CallbackParam, value: Path | None
                        ) -> Path | None:
     """Eager ``--config`` callback: load the file and make it the command's defaults."""
     path = value if value is not None else _default_path()
@@ -104,12 +104,17 @@ def _unknown(path: Path, key: str, command: str | None, known: set[str]) -> str:
             f"{', '.join(sorted(known))}")
 
 
-def _parameter_names(command: click.Command) -> set[str]:
+def is_option(param: Any) -> bool:
+    """An option (not an argument) of a command."""
+    return getattr(param, "param_type_name", None) == "option"
+
+
+def _parameter_names(command: Any) -> set[str]:
     return {param.name for param in command.params
-            if param.name and isinstance(param, click.Option)} - NOT_FROM_FILE
+            if param.name and is_option(param)} - NOT_FROM_FILE
 
 
-def _every_parameter_name(ctx: click.Context) -> set[str]:
+def _every_parameter_name(ctx: typer.Context) -> set[str]:
     """Option names of every command of the program (top-level keys may name any)."""
     root = ctx.find_root().command
     commands = getattr(root, "commands", None) or {ctx.info_name: ctx.command}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -27,6 +26,7 @@ from pixelgrade.stores.base import (
 )
 from pixelgrade.stores.sql import SqlStore, database_url, key_to_json
 from pixelgrade.stores.supabase import SupabaseStore, supabase_configured, supabase_settings
+from pixelgrade.stores.urls import without_password
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -79,17 +79,6 @@ def configured_database(env_file: Path | None = None) -> str | None:
     if supabase_configured(env_file):
         return SUPABASE
     return None
-
-
-def without_password(db: str, mask: str = "") -> str:
-    """``db`` as typed, with its password removed (or replaced by ``mask``): what a
-    checkpoint, a message or ``pixelgrade config`` may show."""
-    parts = urlsplit(db)
-    credentials, at, host = parts.netloc.rpartition("@")
-    user, colon, password = credentials.partition(":")
-    if not (at and colon and password):
-        return db
-    return urlunsplit(parts._replace(netloc=f"{user}{':' + mask if mask else ''}@{host}"))
 
 
 def open_store(db: str, spec: TableSpec | None = None, *, must_exist: bool = True,

@@ -52,6 +52,7 @@ from pixelgrade.stores.schema import (
     notify_channel,
 )
 from pixelgrade.stores.sql_errors import describe_failure, is_transient
+from pixelgrade.stores.urls import without_password
 
 #: Rows per ``UPDATE ... FROM jsonb_to_recordset(...)`` statement on PostgreSQL. The rows
 #: travel as one JSON parameter, so PostgreSQL's 65,535-parameter limit does not apply; this
@@ -91,6 +92,9 @@ class SqlStore:
     def __init__(self, url: str | sa.URL, spec: TableSpec | None = None, *,
                  must_exist: bool = True, inspect: bool = True) -> None:
         self.url = url if isinstance(url, sa.URL) else database_url(url)
+        #: The URL as the user typed it, password masked: what messages show.
+        self.shown_url = (safe_url(self.url) if isinstance(url, sa.URL)
+                          else without_password(url, "***"))
         self.spec = spec or TableSpec()
         self.dialect_name = self.url.get_backend_name()
         if self.dialect_name == "sqlite":
@@ -179,7 +183,7 @@ class SqlStore:
     def describe_database(self) -> str:
         if self.dialect_name == "sqlite":
             return f"SQLite database {self.url.database}"
-        return f"PostgreSQL database {safe_url(self.url)}"
+        return f"PostgreSQL database {self.shown_url}"
 
     def describe(self) -> str:
         return f"{self.describe_database()}, table {self.spec.table}"
