@@ -21,6 +21,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pixelgrade.errors import PixelgradeError
@@ -54,6 +55,22 @@ PENDING_REASON = "not scored yet: run `pixelgrade backfill`, or re-score it here
 class GalleryQueryError(PixelgradeError, ValueError):
     """A list request that cannot be answered as asked: unknown band or sort, bad cursor."""
 
+
+
+def utc_timestamp(value: Any) -> str | None:
+    """One format for every backend: ``2026-12-02T09:55:27Z`` (UTC, whole seconds). SQLite
+    holds text, PostgreSQL a ``timestamptz``, Supabase ISO text with an offset; a value without
+    an offset is taken as UTC (that is how pixelgrade writes it)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        try:
+            value = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return str(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 @dataclass(frozen=True)
 class ComponentView:
@@ -131,8 +148,7 @@ class ImageView:
             format=details.get("format"), width=_int(details.get("width")),
             height=_int(details.get("height")), bytes=_int(details.get("bytes")),
             scorer_version=details.get("scorer_version"),
-            scored_at=None if scored_at is None else (
-                scored_at.isoformat() if hasattr(scored_at, "isoformat") else str(scored_at)))
+            scored_at=utc_timestamp(scored_at))
 
     def summary(self) -> dict[str, Any]:
         """The fields a list shows (the API's list items)."""

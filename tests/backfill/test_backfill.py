@@ -295,6 +295,8 @@ def test_a_run_the_network_guard_refuses_says_so_and_fails(
     fixed = _cli("backfill", *common, "--retry-failed", "--allow-host", "127.0.0.1")
     assert fixed.exit_code == 0, fixed.output
     assert f"Check the result with: pixelgrade verify --db {db_url}" in _flat(fixed.output)
+    rates = re.findall(r"([\d.]+) images/s", fixed.output)
+    assert len(rates) == 2 and rates[0] == rates[1], fixed.output  # progress and summary agree
     assert len(ids) == 6
 
 

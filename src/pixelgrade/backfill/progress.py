@@ -33,9 +33,12 @@ class Tally:
     failed: int = 0
     retry_later: int = 0
     started: float = 0.0
+    #: When the last batch was counted (0: not yet): every figure shown for a batch, and the
+    #: run's final images/s, count to this same moment.
+    updated: float = 0.0
 
     def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
+        elapsed = (self.updated or time.monotonic()) - self.started
         return self.done / elapsed if elapsed > 0 else 0.0
 
     def eta_seconds(self) -> float | None:

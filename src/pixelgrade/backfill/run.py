@@ -223,6 +223,7 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
         tally.succeeded += succeeded
         tally.failed += failed
         tally.retry_later += retry
+        tally.updated = time.monotonic()
         progress.batch(tally, done.index, succeeded, failed, retry)
 
     async with AsyncExitStack() as stack:
@@ -257,8 +258,8 @@ async def _run(store: Store, options: BackfillOptions, console: Console,
             progress.stop()
             remove_handlers()
     report.seconds = round(summary.seconds, 3)
-    report.images_per_second = round(report.processed / summary.seconds, 2) \
-        if summary.seconds > 0 else 0.0
+    # The figure the last progress line showed, not a second measurement of the same run.
+    report.images_per_second = round(tally.rate(), 2) if tally.done else 0.0
     report.interrupted = summary.interrupted
     report.finished = summary.exhausted and not summary.interrupted
     state.finished = report.finished

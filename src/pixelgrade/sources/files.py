@@ -40,7 +40,7 @@ def refuse_scheme(value: str, scheme: str) -> FetchError:
     """The error for a location with a scheme pixelgrade does not read (all but http/https)."""
     return FetchError(
         f"{scheme}: locations are not read (only http:// and https:// URLs, and paths under "
-        f"--root): fix the value in the table", kind="unsupported_scheme", transient=False)
+        f"--root): fix the location", kind="unsupported_scheme", transient=False)
 
 
 def resolve_local(value: str, root: Path | None) -> str:

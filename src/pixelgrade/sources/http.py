@@ -397,7 +397,7 @@ def _check_url(url: str) -> None:
         except httpx.InvalidURL as exc:
             problem = str(exc).replace(url, redact_url(url))
     if problem:
-        raise FetchError(f"{redact_url(url)}: not a valid URL ({problem}); fix it in the table",
+        raise FetchError(f"{redact_url(url)}: not a valid URL ({problem}); fix the URL",
                          kind="invalid_url", transient=False, attempts=1)
 
 
@@ -443,7 +443,7 @@ def _status_failure(response: httpx.Response) -> _Failure:
     elif status in (401, 403, 407):
         advice = "access denied: the URL may need credentials, or a signed URL may have expired"
     elif status in (404, 410):
-        advice = "nothing is there: fix or clear the URL in the table"
+        advice = "nothing is there: fix or clear the URL"
     elif status >= 500:
         advice = "the server is failing: try again later"
     elif transient:

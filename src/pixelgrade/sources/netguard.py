@@ -55,8 +55,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: ``(host, port) -> addresses`` as strings; the default asks the system (getaddrinfo).
 Resolver = Callable[[str, int], list[str]]
 
-ADVICE = ("pixelgrade refuses private-network URLs from the database unless you pass "
-          "--allow-private-network or --allow-host HOST")
+ADVICE = ("pixelgrade refuses URLs on private networks unless you pass --allow-host HOST "
+          "(or --allow-private-network)")
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _SHARED = ipaddress.IPv4Network("100.64.0.0/10")  # RFC 6598, carrier-grade NAT
