@@ -134,8 +134,9 @@ def test_the_database_password_and_row_secrets_never_appear(
         pixelgrade(evidence, "migrate", "--db", db, cwd=workdir)
         pixelgrade(evidence, "backfill", "--db", db, "--dry-run", "--json", *run, cwd=workdir)
     pixelgrade(evidence, "backfill", "--db", db, "--verbose", "--json", *run, cwd=workdir)
+    # It retries the transient failures, which fail again: nothing scored, exit 1.
     pixelgrade(evidence, "backfill", "--resume", "--verbose", *run, cwd=workdir,
-               env={"DATABASE_URL": db})
+               env={"DATABASE_URL": db}, code=None)
     if full:
         (workdir / ".env").write_text(f"DATABASE_URL={db}\n")
         pixelgrade(evidence, "backfill", "--retry-failed", *files, cwd=workdir)  # refused
