@@ -324,7 +324,7 @@ def test_sigint_then_resume_scores_every_row_exactly_once(
 
     first, output = _run(db_url, options, _CtrlCAfterFirstBatch)
     assert first.interrupted and not first.finished
-    assert "SIGINT: finishing the batches in flight" in output
+    assert "SIGINT: finishing the images already started" in output
     # The batches in flight were finished and committed; the rest was not started.
     assert 2 <= first.processed < len(ids) and first.processed % 2 == 0
     checkpoint = json.loads(options.checkpoint.read_text())
@@ -431,7 +431,7 @@ def test_ctrl_c_on_the_cli_then_resume(db_url: str, image_server: ImageServer,
             process.wait()
     assert process.returncode == 130, output
     text = _flat(output)
-    assert "SIGINT: finishing the batches in flight" in text
+    assert "SIGINT: finishing the images already started" in text
     assert f"Interrupted. Checkpoint saved in {checkpoint}" in text
     hint = re.search(r"continue with: (pixelgrade backfill --resume.*)", output)
     assert hint is not None, output

@@ -233,7 +233,7 @@ def test_ctrl_c_then_resume_scores_every_row_exactly_once(
             process.wait()
     assert process.returncode == 130, output
     text = flat(output)
-    assert "SIGINT: finishing the batches in flight" in text
+    assert "SIGINT: finishing the images already started" in text
     assert "continue with: pixelgrade backfill --resume" in text
     assert stack.service_key not in output
 

@@ -307,10 +307,10 @@ def _install_handlers(engine: Engine[Row, RowResult], console: Console) -> Calla
 
     def stop(name: str) -> None:
         if engine.stopping:
-            console.print(f"\n{name} again: abandoning the batches in flight (their rows stay "
+            console.print(f"\n{name} again: abandoning the images in flight (their rows stay "
                           "to do).", highlight=False)
         else:
-            console.print(f"\n{name}: finishing the batches in flight, then saving the "
+            console.print(f"\n{name}: finishing the images already started, then saving the "
                           "checkpoint (press again to stop at once).", highlight=False)
         engine.request_stop()
 
