@@ -306,9 +306,9 @@ def _backward_segments(query: ImageQuery) -> list[Segment]:
     after = query.after
     if query.sort == "newest":
         return [Segment(scored, low, high, False, False, after)]
-    ascending = query.sort == "score_desc"  # the reverse of the forward direction
-    unscored_part = Segment(False, None, None, False, ascending, None)
-    scored_part = Segment(True, low, high, True, ascending, None)
+    descending = query.sort == "score_asc"  # the reverse of the forward direction
+    unscored_part = Segment(False, None, None, False, descending, None)
+    scored_part = Segment(True, low, high, True, descending, None)
     if scored is False:
         return [replace(unscored_part, after=after)]
     if after is not None and after[0] is not None:  # among scored rows: only scored ones
