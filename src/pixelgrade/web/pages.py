@@ -75,7 +75,7 @@ async def original(request: Request, key: str) -> Response:
         raise HTTPException(404, f"the original of image {key} cannot be read (missing, "
                                  "unreadable, refused or over the size limit): check that "
                                  f"{record.location!r} still leads to the file") from exc
-    name = (file_name(record.location) or f"image-{key}").replace('"', "")
+    name = file_name(record.location) or f"image-{key}"
     found = sniff(data)
     viewable = found.kind == "raster" and found.format in DECODED_FORMATS
     media_type = f"image/{str(found.format).lower()}" if viewable else "application/octet-stream"
