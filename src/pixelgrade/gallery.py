@@ -23,9 +23,11 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pixelgrade.errors import PixelgradeError
 from pixelgrade.scoring import Bands
+from pixelgrade.scoring.subscores import GROUPS
 from pixelgrade.stores.base import (
     BANDS,
     SORTS,
@@ -49,6 +51,8 @@ SORT_LABELS = {"score_desc": "Score, high first", "score_asc": "Score, low first
 #: The order components are listed in (the scorer's own order).
 COMPONENT_ORDER = ("sharpness", "noise", "exposure", "contrast", "resolution", "compression",
                    "impulses", "banding")
+#: Component -> the group the total judges it in (see pixelgrade.scoring.combine).
+GROUP_OF = {name: group for group, names in GROUPS.items() for name in names}
 PENDING_REASON = "not scored yet: run `pixelgrade backfill`, or re-score it here"
 
 
@@ -81,6 +85,8 @@ class ComponentView:
     value: float | None
     unit: str
     weight: float | None
+    #: The group of components it is judged in for the total ("detail", "tone"...).
+    group: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "score": self.score, "value": self.value, "unit": self.unit,
@@ -119,6 +125,19 @@ class ImageView:
         """The id as it appears in URLs."""
         return str(key_to_json(self.id))
 
+    @property
+    def file_name(self) -> str:
+        """The last part of the stored path or URL ("image 12" when the row has none)."""
+        return file_name(self.location) or f"image {self.key}"
+
+    @property
+    def main_issue(self) -> str | None:
+        """What costs a scored image most, in words: its worst issue, else what limits the
+        total; None when neither was recorded (scored before scorer version 2) or unscored."""
+        if self.issues:
+            return self.issues[0]["message"]
+        return self.limits
+
     @classmethod
     def from_record(cls, record: ImageRecord, bands: Bands) -> ImageView:
         details = record.details or {}
@@ -133,7 +152,7 @@ class ImageView:
             n for n in raw if n not in COMPONENT_ORDER)
         components = [ComponentView(name, _int(raw[name].get("score")),
                                     raw[name].get("value"), str(raw[name].get("unit") or ""),
-                                    raw[name].get("weight"))
+                                    raw[name].get("weight"), GROUP_OF.get(name))
                       for name in names if isinstance(raw[name], dict)]
         issues = [{"code": str(i.get("code", "")), "message": str(i.get("message", ""))}
                   for i in details.get("issues") or [] if isinstance(i, dict)]
@@ -152,8 +171,9 @@ class ImageView:
 
     def summary(self) -> dict[str, Any]:
         """The fields a list shows (the API's list items)."""
-        return {"id": key_to_json(self.id), "location": self.location, "score": self.score,
-                "band": self.band, "state": self.state, "reason": self.reason,
+        return {"id": key_to_json(self.id), "location": self.location,
+                "file_name": self.file_name, "score": self.score, "band": self.band,
+                "state": self.state, "reason": self.reason, "main_issue": self.main_issue,
                 "format": self.format, "width": self.width, "height": self.height}
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +182,17 @@ class ImageView:
                 "issues": self.issues, "limited_by": self.limits, "formula": self.formula,
                 "bytes": self.bytes,
                 "scorer_version": self.scorer_version, "scored_at": self.scored_at}
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The images before and after one image in a band and sort (None: it is the first or
+    the last)."""
+
+    band: Band
+    sort: Sort
+    previous: ImageView | None
+    next: ImageView | None
 
 
 @dataclass(frozen=True)
@@ -183,10 +214,7 @@ class Gallery:
     def list(self, band: str = "all", sort: str = "score_desc", cursor: str | None = None,
              limit: int = DEFAULT_PAGE_SIZE) -> GalleryPage:
         """One page of ``band`` in ``sort`` order, after ``cursor`` (a ``next_cursor``)."""
-        if band not in BANDS:
-            raise GalleryQueryError(f"unknown band {band!r}: use one of {', '.join(BANDS)}")
-        if sort not in SORTS:
-            raise GalleryQueryError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
+        _check_band_and_sort(band, sort)
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise GalleryQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
         after = self._decode_cursor(cursor, band, sort) if cursor else None
@@ -198,6 +226,24 @@ class Gallery:
         return GalleryPage(band, sort, limit,  # type: ignore[arg-type]
                            [ImageView.from_record(r, self.bands) for r in page.items],
                            next_cursor)
+
+    def neighbours(self, image: ImageView, band: str = "all",
+                   sort: str = "score_desc") -> Neighbours:
+        """The images just before and just after ``image`` in the gallery's ``band`` and
+        ``sort`` order (the image page's previous and next links): found from its (score, id)
+        as a keyset page of one, so this costs what any page costs. An image outside ``band``
+        (re-scored since) gets the band's images on either side of where it would be."""
+        _check_band_and_sort(band, sort)
+        position = (image.score, image.id)
+
+        def one(backward: bool) -> ImageView | None:
+            page = self.store.list_images(ImageQuery(
+                band=band, sort=sort, after=position, limit=1,  # type: ignore[arg-type]
+                high_from=self.bands.high_from, medium_from=self.bands.medium_from,
+                backward=backward))
+            return ImageView.from_record(page.items[0], self.bands) if page.items else None
+
+        return Neighbours(band, sort, one(backward=True), one(backward=False))  # type: ignore[arg-type]
 
     def counts(self) -> dict[str, int]:
         """Images per band (``all``, ``high``, ``medium``, ``low``, ``unscored``)."""
@@ -225,6 +271,28 @@ class Gallery:
             return score, self.store.key_from_json(key)
         except (TypeError, ValueError) as exc:
             raise GalleryQueryError("the cursor does not name a row of this table") from exc
+
+
+def _check_band_and_sort(band: str, sort: str) -> None:
+    if band not in BANDS:
+        raise GalleryQueryError(f"unknown band {band!r}: use one of {', '.join(BANDS)}")
+    if sort not in SORTS:
+        raise GalleryQueryError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
+
+
+def file_name(location: str | None) -> str | None:
+    """The last part of a stored path or URL, as a person would name the file:
+    ``"https://cdn.example.com/u/7/IMG_0042.JPG?w=800"`` -> ``"IMG_0042.JPG"`` (a URL's
+    query dropped, %-escapes decoded), ``"photos/2019/beach.png"`` -> ``"beach.png"``, a URL
+    without a path -> its host; None for an empty location."""
+    value = (location or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        name = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        return unquote(name) if name else parts.hostname or parts.netloc
+    return value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or value
 
 
 def encode_cursor(band: str, sort: str, after: tuple[int | None, Any]) -> str:

@@ -17,6 +17,7 @@ makes more rows than one gallery page holds (48), so infinite scroll runs too.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -50,14 +51,16 @@ class Library:
     pending_photo_id: int
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every row as it is now: id, location, score, status, band (None: unscored)."""
+        """Every row as it is now: id, location, score, status, band (None: unscored) and the
+        stored details (None: none)."""
         with closing(sqlite3.connect(self.database)) as conn:
             found = conn.execute(
-                "SELECT id, url, quality_score, quality_status FROM images ORDER BY id"
-            ).fetchall()
+                "SELECT id, url, quality_score, quality_status, quality_details FROM images "
+                "ORDER BY id").fetchall()
         return [{"id": key, "location": location, "score": score,
-                 "state": status or "pending", "band": band_of(score)}
-                for key, location, score, status in found]
+                 "state": status or "pending", "band": band_of(score),
+                 "details": json.loads(details) if details else None}
+                for key, location, score, status, details in found]
 
     def row(self, key: int) -> dict[str, Any]:
         return next(r for r in self.rows() if r["id"] == key)
@@ -130,7 +133,22 @@ def page(browser: Any, server: harness.Server) -> Iterator[Any]:
     """A new page in a fresh context (no stored token), at the server's address. Uncaught
     JavaScript errors and errors in the console (a script or style refused by the content
     security policy, say) fail the test; a refused request (a 415 answer) is not one."""
-    context = browser.new_context(viewport=harness.VIEWPORT, base_url=server.url)
+    yield from _page(browser, server, harness.VIEWPORT)
+
+
+#: The screen widths the layout is checked at: a laptop, and a phone held upright.
+WIDTHS = {"1366px": {"width": 1366, "height": 900}, "390px": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(params=list(WIDTHS))
+def sized_page(request: pytest.FixtureRequest, browser: Any,
+               server: harness.Server) -> Iterator[Any]:
+    """:func:`page` at each of :data:`WIDTHS` (the test runs once per width)."""
+    yield from _page(browser, server, WIDTHS[request.param])
+
+
+def _page(browser: Any, server: harness.Server, viewport: dict[str, int]) -> Iterator[Any]:
+    context = browser.new_context(viewport=viewport, base_url=server.url)
     context.set_default_timeout(15_000)
     tab = context.new_page()
     errors: list[str] = []

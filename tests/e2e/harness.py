@@ -34,6 +34,23 @@ FOREIGN_VARIABLES = ("DATABASE_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY"
                      "PIXELGRADE_API_TOKEN")
 
 
+#: When set, the tests that check a layout save a full-page screenshot of it in this folder
+#: (``PIXELGRADE_E2E_SHOTS=/tmp/gallery-shots``), for a person to look at.
+SHOTS_VARIABLE = "PIXELGRADE_E2E_SHOTS"
+
+
+def screenshot(page: Any, name: str) -> Path | None:
+    """A full-page PNG of ``page`` as ``<name>-<width>.png`` in the folder that
+    :data:`SHOTS_VARIABLE` names (nothing when it is not set)."""
+    folder = os.environ.get(SHOTS_VARIABLE)
+    if not folder:
+        return None
+    path = Path(folder) / f"{name}-{page.viewport_size['width']}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
 class Unavailable(Exception):
     """The browser (or what drives it) is missing and cannot be installed here."""
 

@@ -26,7 +26,8 @@ LABELS = {"all": "All", "high": "High", "medium": "Medium", "low": "Low",
 CARDS_JS = """cards => cards.map(card => {
   const badge = card.querySelector('.badge');
   const why = card.querySelector('.why');
-  return {id: Number(card.querySelector('a').getAttribute('href').split('/').pop()),
+  const link = new URL(card.querySelector('a').href);
+  return {id: Number(link.pathname.split('/').pop()),
           badge: badge.firstChild.textContent.trim(), cls: badge.className,
           why: why ? why.textContent.trim() : null};
 })"""
@@ -246,16 +247,19 @@ def test_image_page_shows_components_and_issues(page: Any, library: Library) -> 
     rows = library.rows()
     dark = next(r for r in rows if r["location"] == "featured/chelsea-dark.png")
     page.goto("/?band=low")
-    link = page.locator(f"#grid a[href='/images/{dark['id']}']")
+    link = page.locator(f"#grid a[href='/images/{dark['id']}?band=low&sort=score_desc']")
     link.scroll_into_view_if_needed()
     link.click()
-    page.wait_for_url(f"**/images/{dark['id']}")
-    assert page.locator("h1").inner_text().startswith(f"Image {dark['id']}")
+    page.wait_for_url(f"**/images/{dark['id']}?band=low&sort=score_desc")
+    assert page.locator("h1").inner_text().startswith("chelsea-dark.png")
+    assert page.locator("p.subtitle").inner_text().startswith(f"Image {dark['id']}")
     verdict = page.locator("p.verdict").inner_text()
     assert verdict == f"Score {dark['score']} / 100 · Low"
     issues = page.locator("ul.issues li").all_inner_texts()
     assert any(text.startswith(("underexposed:", "badly underexposed:")) for text in issues), issues
-    names = page.locator("table.components tbody th").all_inner_texts()
+    # Each row: the component's name, then (under it) its group.
+    names = [text.split("\n")[0] for text in
+             page.locator("table.components tbody th").all_inner_texts()]
     assert {"sharpness", "noise", "exposure", "contrast", "resolution"} <= set(names), names
     exposure = page.locator("table.components tbody tr", has_text="exposure").first
     assert re.search(r"\b\d+\b", exposure.locator("td").first.inner_text())
@@ -302,8 +306,8 @@ def test_rescore_scores_a_pending_image(page: Any, library: Library) -> None:
     assert library.row(key)["state"] == "pending"
     page.goto(f"/images/{key}?token={TOKEN}")
     assert page.locator("p.verdict").inner_text().startswith("No score · pending")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Re-score").click()
+    page.get_by_role("button", name="Re-score").click()
+    page.locator(".rescore-status.ok").wait_for(timeout=60_000)
     row = library.row(key)
     assert row["state"] == "scored" and row["score"] is not None
     assert page.locator("p.verdict").inner_text().startswith(f"Score {row['score']} / 100")

@@ -73,3 +73,18 @@ def test_pages_counts_and_writes_over_rest(
     assert rescored["state"] == "scored" and rows(stack)[10]["quality_score"] == rescored["score"]
     picture = client.get("/thumbs/10/thumb.jpg")
     assert picture.headers["content-type"] == "image/jpeg"
+
+
+def test_previous_and_next_over_rest(supabase_client: tuple[TestClient, SupabaseStack]) -> None:
+    """The image page's previous/next links (backward and forward keyset pages of one) walk
+    the same order over Supabase as over SQL."""
+    from tests.web.test_explains import walk_links
+
+    client, stack = supabase_client
+    table = [{"id": row["id"], "score": row["quality_score"]} for row in rows(stack).values()]
+    for band, sort in (("all", "score_desc"), ("medium", "score_asc"), ("unscored", "newest"),
+                       ("all", "score_asc")):
+        expected = [str(i) for i in reference_order(table, band, sort)]
+        assert walk_links(client, expected[0], band, sort, "next") == expected, (band, sort)
+        assert walk_links(client, expected[-1], band, sort, "prev") == expected[::-1], (
+            band, sort)

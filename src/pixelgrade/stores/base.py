@@ -232,6 +232,9 @@ class ImageQuery:
       low to high;
     * ``newest``: id high to low (scored or not).
 
+    ``backward``: the rows *before* ``after`` in that order, nearest first (None: from the
+    end); the image page's "previous" link.
+
     ``high_from``/``medium_from`` are the band thresholds (:class:`pixelgrade.scoring.Bands`).
     """
 
@@ -239,6 +242,7 @@ class ImageQuery:
     sort: Sort = "score_desc"
     after: tuple[int | None, Any] | None = None
     limit: int = 48
+    backward: bool = False
     high_from: int = 70
     medium_from: int = 40
 
@@ -278,6 +282,8 @@ def band_range(band: Band, high_from: int, medium_from: int
 def page_segments(query: ImageQuery) -> list[Segment]:
     """The scans that make up ``query``'s page, in order: a store runs them one after the other
     until it has ``limit + 1`` rows (the extra row says whether there is a next page)."""
+    if query.backward:
+        return _backward_segments(query)
     scored, low, high = band_range(query.band, query.high_from, query.medium_from)
     after = query.after
     if query.sort == "newest":
@@ -290,6 +296,25 @@ def page_segments(query: ImageQuery) -> list[Segment]:
         return [replace(unscored_part, after=after)] if scored is None else []
     scored_part = Segment(True, low, high, True, descending, after)
     return [scored_part, unscored_part] if scored is None else [scored_part]
+
+
+def _backward_segments(query: ImageQuery) -> list[Segment]:
+    """The forward plan read from ``after`` towards its start: the same scans, each in the
+    other direction, the last one first (unscored rows come after scored ones going forward,
+    so they come first going back)."""
+    scored, low, high = band_range(query.band, query.high_from, query.medium_from)
+    after = query.after
+    if query.sort == "newest":
+        return [Segment(scored, low, high, False, False, after)]
+    descending = query.sort == "score_asc"  # the reverse of the forward direction
+    unscored_part = Segment(False, None, None, False, descending, None)
+    scored_part = Segment(True, low, high, True, descending, None)
+    if scored is False:
+        return [replace(unscored_part, after=after)]
+    if after is not None and after[0] is not None:  # among scored rows: only scored ones
+        return [replace(scored_part, after=after)]  # come before it
+    parts = [] if scored is True else [replace(unscored_part, after=after)]
+    return [*parts, scored_part]
 
 
 @dataclass(frozen=True)

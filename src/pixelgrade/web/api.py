@@ -23,11 +23,16 @@ State = Literal["scored", "skipped", "failed", "pending"]
 class ImageSummary(BaseModel):
     id: int | str
     location: str | None = Field(description="The URL or path stored in the table.")
+    file_name: str = Field(description="The last part of that path or URL (what the gallery "
+                           "names the image by).")
     score: int | None = Field(description="0-100; null when the image has no score.")
     band: Literal["high", "medium", "low"] | None
     state: State = Field(description="scored; skipped (e.g. a vector image: nothing wrong); "
                          "failed (see reason); pending (not scored yet).")
     reason: str | None = Field(description="Why there is no score (null when scored).")
+    main_issue: str | None = Field(description="What costs a scored image most: its worst "
+                                   "issue, else what limits the total (null when unscored, "
+                                   "or nothing was recorded).")
     format: str | None
     width: int | None
     height: int | None

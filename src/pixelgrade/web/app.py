@@ -34,11 +34,13 @@ from pixelgrade.errors import StoreError
 from pixelgrade.gallery import BAND_LABELS, SORT_LABELS, Gallery, GalleryQueryError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import Bands, ScoringConfig
+from pixelgrade.scoring.explain import FINE_FROM
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import GalleryStore
 from pixelgrade.web.actions import ActionError, Actions
 from pixelgrade.web.media import SourceReader, ThumbnailCache
+from pixelgrade.web.wording import formula_parts, limiting_parts, sentence
 
 HERE = Path(__file__).parent
 TOKEN_VARIABLE = "PIXELGRADE_API_TOKEN"
@@ -118,8 +120,11 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(band_labels=BAND_LABELS, sort_labels=SORT_LABELS,
                                  version=__version__, bands=settings.bands,
-                                 writes_enabled=bool(settings.token))
+                                 writes_enabled=bool(settings.token), fine_from=FINE_FROM)
     templates.env.filters["filesize"] = _filesize
+    templates.env.filters["formula_parts"] = formula_parts
+    templates.env.filters["sentence"] = sentence
+    templates.env.filters["limiting_parts"] = limiting_parts
     locator = Locator(None, settings.root if settings.root is not None else Path.cwd(),
                       settings.storage)
     own_pool = pool is None
@@ -161,11 +166,12 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
         description="Image quality scores (0-100) of an images table: list by band and "
         "score, one image with its components and issues, upload (scored on arrival), "
         "re-score, statistics. Writes need `Authorization: Bearer <PIXELGRADE_API_TOKEN>`.",
-        docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.web = web
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    from pixelgrade.web import api, docs, pages
 
-    from pixelgrade.web import api, pages
+    docs.add_docs(app, "/api/openapi.json", app.title)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -258,7 +264,7 @@ class BodyLimit:
 
 
 #: Pages load scripts, styles and pictures from this server only; the interactive API docs
-#: (FastAPI's Swagger UI, which loads its own script and style from a CDN) are left out.
+#: send their own policy (:func:`pixelgrade.web.docs.docs_policy`: an inline start-up script).
 CONTENT_SECURITY_POLICY = (b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
                            b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -288,8 +294,8 @@ class SecurityHeaders:
 
 
 class ReadGuard:
-    """With ``protect_reads``: every request but ``/static`` needs the token (Bearer header,
-    the cookie, or ``?token=`` on a page, which sets the cookie)."""
+    """With ``protect_reads``: every request but ``/static`` and the icon needs the token
+    (Bearer header, the cookie, or ``?token=`` on a page, which sets the cookie)."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
@@ -300,7 +306,8 @@ class ReadGuard:
             value.encode(), self.token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+        if scope["type"] != "http" or scope["path"].startswith("/static/") or (
+                scope["path"] == "/favicon.ico"):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

@@ -1,17 +1,21 @@
-"""HTML pages: the gallery grid, one image, statistics; and the pictures they show."""
+"""HTML pages: the gallery grid, one image, statistics; the pictures they show, an image's
+original file on request, and the site's icon."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from pixelgrade.gallery import BAND_LABELS, DEFAULT_PAGE_SIZE
+from pixelgrade.gallery import BAND_LABELS, DEFAULT_PAGE_SIZE, file_name
+from pixelgrade.scoring.sniff import DECODED_FORMATS, sniff
 from pixelgrade.stores.base import BANDS, SORTS
 from pixelgrade.web import charts
 from pixelgrade.web.app import context
+from pixelgrade.web.favicon import favicon_ico
 from pixelgrade.web.media import PLACEHOLDER_SVG, RENDITIONS, SourceError, render
 
 router = APIRouter(include_in_schema=False)
@@ -37,12 +41,56 @@ async def gallery_page(request: Request, band: str = "all", sort: str = "score_d
 
 
 @router.get("/images/{key}", response_class=HTMLResponse)
-async def image_page(request: Request, key: str) -> Response:
+async def image_page(request: Request, key: str, band: str = "all",
+                     sort: str = "score_desc") -> Response:
+    """One image; ``band`` and ``sort``: the gallery order its previous/next links follow."""
     web = context(request)
     view = await asyncio.to_thread(web.gallery.get, key)
     if view is None:
         raise HTTPException(404, f"no image with id {key}")
-    return web.templates.TemplateResponse(request, "image.html", {"image": view})
+    neighbours = await asyncio.to_thread(web.gallery.neighbours, view, band, sort)
+    return web.templates.TemplateResponse(request, "image.html", {
+        "image": view, "neighbours": neighbours})
+
+
+#: Original files are sent as what their bytes are, for the browser to show only when they are
+#: a raster image pixelgrade decodes; anything else (an SVG with script, an HTML page) is a
+#: download, and no original may run anything on this site.
+ORIGINAL_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+
+
+@router.get("/originals/{key}")
+async def original(request: Request, key: str) -> Response:
+    """The image's own bytes, from where its row points (the same guards as the thumbnails:
+    the root folder, the network guard, the size cap)."""
+    web = context(request)
+    record = await asyncio.to_thread(web.gallery.get_record, key)
+    if record is None:
+        raise HTTPException(404, f"no image with id {key}")
+    reader = web.reader
+    assert reader is not None, "the app's lifespan has not started"
+    try:
+        data = await reader.read(record)
+    except SourceError as exc:  # its message may name this server's folders: not shown
+        raise HTTPException(404, f"the original of image {key} cannot be read (missing, "
+                                 "unreadable, refused or over the size limit): check that "
+                                 f"{record.location!r} still leads to the file") from exc
+    name = file_name(record.location) or f"image-{key}"
+    found = sniff(data)
+    viewable = found.kind == "raster" and found.format in DECODED_FORMATS
+    media_type = f"image/{str(found.format).lower()}" if viewable else "application/octet-stream"
+    disposition = "inline" if viewable else "attachment"
+    return Response(data, media_type=media_type, headers={
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+        "Content-Security-Policy": ORIGINAL_CSP,
+        "Cache-Control": ("private" if web.settings.protect_reads else "public")
+        + ", max-age=300"})
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    return Response(favicon_ico(), media_type="image/x-icon",
+                    headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/stats", response_class=HTMLResponse)

@@ -141,21 +141,66 @@
     zone.addEventListener("drop", (event) => uploadAll(event.dataTransfer.files));
   }
 
-  // Re-score (image page).
+  // Re-score (image page): the button is busy while the image is scored again; then the
+  // page's result (badge, verdict, issues, components) is replaced in place by the server's
+  // new rendering of it, and a line says the new score or why there is none, or the error.
   const button = document.querySelector("button.rescore");
   if (button) {
     const status = document.querySelector(".rescore-status");
+    const label = button.textContent;
+    const say = (text, kind) => {
+      status.textContent = text;
+      status.className = "rescore-status" + (kind ? " " + kind : "");
+    };
+    const busy = (on) => {
+      button.disabled = on;
+      button.textContent = on ? "Scoring…" : label;
+      if (on) button.setAttribute("aria-busy", "true"); else button.removeAttribute("aria-busy");
+    };
+    const outcome = (image, before) => {
+      if (image.score === null) {
+        return "no score, " + image.state + (image.reason ? ": " + image.reason : "");
+      }
+      const was = before === "" ? "" : Number(before) === image.score ? " (unchanged)"
+        : " (was " + before + ")";
+      return image.score + " / 100, " + image.band + was;
+    };
+    // The result section of this page as the server renders it now.
+    const refreshResult = async () => {
+      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(await problem(response));
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      const result = fresh.getElementById("result");
+      if (!result) throw new Error("the page has no result section");
+      document.getElementById("result").replaceWith(document.adoptNode(result));
+      document.title = fresh.title;
+      const picture = document.querySelector(".image-page figure img");
+      if (picture) picture.src = picture.src.split("?")[0] + "?v=" + Date.now();
+    };
     button.addEventListener("click", async () => {
-      button.disabled = true;
-      status.textContent = "Scoring…";
+      const before = document.getElementById("result").dataset.score;
+      busy(true);
+      say("Scoring the image again…");
       try {
         const response = await write(button.dataset.url, {});
-        if (response.ok) { window.location.reload(); return; }
-        status.textContent = await problem(response);
+        if (!response.ok) {
+          say("Re-score failed: " + await problem(response), "error");
+          return;
+        }
+        const image = await response.json();
+        try {
+          await refreshResult();
+        } catch (e) {
+          say("Re-scored: " + outcome(image, before) + ". Reload the page to see the details ("
+              + e.message + ").", "ok");
+          return;
+        }
+        say("Re-scored: " + outcome(image, before) + ".", "ok");
       } catch (e) {
-        status.textContent = e.message;
+        say("Re-score failed: " + e.message, "error");
+      } finally {
+        busy(false);
       }
-      button.disabled = false;
     });
   }
 })();
