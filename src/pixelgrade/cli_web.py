@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from pathlib import Path
@@ -28,6 +29,7 @@ from pixelgrade.errors import PixelgradeError
 from pixelgrade.scoring import Bands, ScoringConfig
 from pixelgrade.scoring.config import DEFAULT_MAX_BYTES
 from pixelgrade.stores import open_store, resolve_database_url
+from pixelgrade.stores.base import GalleryStore
 
 
 def serve(
@@ -36,6 +38,9 @@ def serve(
     id_column: IdOpt = "id",
     url_column: UrlOpt = "url",
     score_column: ScoreOpt = "quality_score",
+    created_column: Annotated[str | None, typer.Option(
+        help="Column that records when each row was added: \"Newest\" sorts by it, latest "
+        "first (default: created_at when the table has it, else the key).")] = None,
     host: Annotated[str, typer.Option(
         help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
@@ -83,8 +88,8 @@ def serve(
     console = Console(highlight=False, soft_wrap=True)
     try:
         bands = Bands(high_from=high, medium_from=medium)
-        store = open_store(resolve_database_url(db),
-                           _spec(table, id_column, url_column, score_column))
+        store = open_store(resolve_database_url(db), dataclasses.replace(
+            _spec(table, id_column, url_column, score_column), created_column=created_column))
         folder = None
         if store.dialect_name == "sqlite" and getattr(store, "url", None) is not None:
             database = store.url.database  # type: ignore[union-attr]
@@ -110,6 +115,7 @@ def serve(
         console.print("[yellow]Note:[/] the table has no quality_status/quality_details "
                       "columns: the gallery cannot say why an image has no score, nor show "
                       "components and issues; add them with `pixelgrade migrate`.")
+    _print_newest(console, store)
     app = create_app(store, settings)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else (
         f"[{host}]" if ":" in host else host)
@@ -125,6 +131,24 @@ def serve(
     if host in ("0.0.0.0", "::"):
         console.print("[yellow]Listening on every network interface.[/]")
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _print_newest(console: Console, store: GalleryStore) -> None:
+    """Say what "Newest" sorts by, and how to make it mean something when it does not."""
+    created = store.capabilities.created_column
+    if created is None:
+        what = ("by id" if store.capabilities.integer_key
+                else "in key order, which says nothing about age with these keys")
+        console.print(f"Sort: the table has no created_at column, so the last sort lists "
+                      f"images {what}; pass --created-column NAME to sort them by when they "
+                      "were added.")
+        return
+    console.print(f"Sort: \"Newest\" is by {created}, latest first.")
+    has_index = getattr(store, "has_index_on", None)
+    if callable(has_index) and not has_index(created):
+        console.print(f"[yellow]Note:[/] no index starts with {created}: each \"Newest\" page "
+                      f"sorts the table; on a large one, add it: CREATE INDEX ON "
+                      f"{store.spec.table} ({created}, {store.spec.id_column})")
 
 
 def _check_uploads_inside_root(uploads: Path, root: Path) -> None:

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pixelgrade import __version__
 from pixelgrade.backfill.images import ImageScorer, Locator
 from pixelgrade.errors import StoreError
-from pixelgrade.gallery import BAND_LABELS, SORT_LABELS, Gallery, GalleryQueryError
+from pixelgrade.gallery import BAND_LABELS, Gallery, GalleryQueryError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import Bands, ScoringConfig
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy
@@ -116,7 +116,7 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
     settings = settings or WebSettings()
     gallery = Gallery(store, settings.bands)
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.globals.update(band_labels=BAND_LABELS, sort_labels=SORT_LABELS,
+    templates.env.globals.update(band_labels=BAND_LABELS, sort_labels=gallery.sort_labels,
                                  version=__version__, bands=settings.bands,
                                  writes_enabled=bool(settings.token))
     templates.env.filters["filesize"] = _filesize

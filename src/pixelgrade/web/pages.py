@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from pixelgrade.gallery import BAND_LABELS, DEFAULT_PAGE_SIZE
-from pixelgrade.stores.base import BANDS, SORTS
+from pixelgrade.stores.base import BANDS
 from pixelgrade.web import charts
 from pixelgrade.web.app import context
 from pixelgrade.web.media import PLACEHOLDER_SVG, RENDITIONS, SourceError, render
@@ -27,7 +27,7 @@ async def gallery_page(request: Request, band: str = "all", sort: str = "score_d
     web = context(request)
     limit = web.settings.page_size or DEFAULT_PAGE_SIZE
     page = await asyncio.to_thread(web.gallery.list, band, sort, cursor, limit)
-    values = {"page": page, "band_names": BANDS, "sorts": SORTS}
+    values = {"page": page, "band_names": BANDS, "sorts": web.gallery.sort_choices(page.sort)}
     if fragment:
         return web.templates.TemplateResponse(request, "_cards.html", values)
     counts = await asyncio.to_thread(web.gallery.counts)
