@@ -6,11 +6,12 @@ import dataclasses
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from dotenv import dotenv_values
 from rich.console import Console
+from rich.markup import escape
 
 from pixelgrade.cli_db import (
     BucketOpt,
@@ -31,6 +32,9 @@ from pixelgrade.scoring.config import DEFAULT_MAX_BYTES
 from pixelgrade.stores import open_store, resolve_database_url
 from pixelgrade.stores.base import GalleryStore
 
+if TYPE_CHECKING:
+    from pixelgrade.web.app import WebSettings
+
 
 def serve(
     db: DbOpt = None,
@@ -46,7 +50,12 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     uploads: Annotated[Path | None, typer.Option(
         help="Folder for uploaded images (default: uploads/ beside the SQLite database, "
-        "else ./uploads).")] = None,
+        "else ./uploads). Rows record them relative to --root: give watch and backfill the "
+        "same --root.")] = None,
+    uploads_url: Annotated[str | None, typer.Option(
+        help="Record uploads as URLs instead, where the --uploads folder is published: "
+        "{path} is the file's path inside it, e.g. "
+        "'https://cdn.example.com/uploads/{path}'.")] = None,
     root: RootOpt = None,
     cache: Annotated[Path | None, typer.Option(
         help="Thumbnail cache folder (default: thumbnails/ beside the SQLite database, "
@@ -83,6 +92,7 @@ def serve(
     """
     import uvicorn
 
+    from pixelgrade.web.actions import check_uploads_url
     from pixelgrade.web.app import TOKEN_VARIABLE, WebSettings, create_app
 
     console = Console(highlight=False, soft_wrap=True)
@@ -94,7 +104,10 @@ def serve(
         if store.dialect_name == "sqlite" and getattr(store, "url", None) is not None:
             database = store.url.database  # type: ignore[union-attr]
             folder = Path(database).resolve().parent if database else None
-        root = root or folder
+        sqlite_folder_root = root is None and folder is not None
+        root = root or folder or Path.cwd()
+        if uploads_url is not None:
+            check_uploads_url(uploads_url)
         network_policy(max_bytes, allow_private_network, allow_host).guard()  # bad --allow-host
         token, made_up = _token()
         settings = WebSettings(
@@ -105,8 +118,9 @@ def serve(
             cache=cache or (folder / "thumbnails" if folder else Path(".pixelgrade/thumbnails")),
             storage=_storage(bucket, public_bucket), workers=workers,
             allow_private_network=allow_private_network,
-            allowed_hosts=frozenset(allow_host or ()))
-        _check_uploads_inside_root(settings.uploads, settings.root or Path.cwd())
+            allowed_hosts=frozenset(allow_host or ()), uploads_url=uploads_url)
+        if uploads_url is None:  # else uploads are read back from where they are published
+            _check_uploads_inside_root(settings.uploads, settings.root or Path.cwd())
     except (PixelgradeError, ValueError) as exc:
         Console(stderr=True).print(f"[red]Error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
@@ -128,6 +142,7 @@ def serve(
                       f"this run; set {TOKEN_VARIABLE} to choose it).")
     console.print(f"API: {address}api/docs · uploads saved in {settings.uploads} · "
                   "Ctrl-C to stop")
+    _print_uploads(console, settings, sqlite_folder_root)
     if host in ("0.0.0.0", "::"):
         console.print("[yellow]Listening on every network interface.[/]")
     uvicorn.run(app, host=host, port=port, log_level=log_level)
@@ -149,6 +164,24 @@ def _print_newest(console: Console, store: GalleryStore) -> None:
         console.print(f"[yellow]Note:[/] no index starts with {created}: each \"Newest\" page "
                       f"sorts the table; on a large one, add it: CREATE INDEX ON "
                       f"{store.spec.table} ({created}, {store.spec.id_column})")
+
+
+def _print_uploads(console: Console, settings: WebSettings, sqlite_folder_root: bool) -> None:
+    """How uploads are recorded, and what the other commands need to find them."""
+    if settings.uploads_url is not None:
+        console.print(f"Uploads are recorded as {escape(settings.uploads_url)} URLs ({{path}}: "
+                      f"the file's path inside {escape(str(settings.uploads))}): publish that "
+                      "folder there; watch and backfill fetch them from it (add --allow-host "
+                      "for a private host).")
+        return
+    root = escape(str((settings.root or Path.cwd()).resolve()))
+    if sqlite_folder_root:
+        console.print(f"Uploads are recorded as paths relative to {root} (the database's "
+                      "folder, where watch and backfill look by default).")
+    else:
+        console.print(f"Uploads are recorded as paths relative to {root}: run `pixelgrade "
+                      f"watch` and `pixelgrade backfill` with --root {root} (from any folder) "
+                      "so they find them, or serve with --uploads-url.")
 
 
 def _check_uploads_inside_root(uploads: Path, root: Path) -> None:

@@ -74,6 +74,9 @@ class WebSettings:
     allow_private_network: bool = False
     allowed_hosts: frozenset[str] = frozenset()
     page_size: int = 48
+    #: Record uploads as URLs made from this template (``--uploads-url``, ``{path}``: the
+    #: file's path inside ``uploads``); None: as paths relative to ``root``.
+    uploads_url: str | None = None
 
 
 @dataclass
@@ -120,8 +123,9 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
                                  version=__version__, bands=settings.bands,
                                  writes_enabled=bool(settings.token))
     templates.env.filters["filesize"] = _filesize
-    locator = Locator(None, settings.root if settings.root is not None else Path.cwd(),
-                      settings.storage)
+    # One root for reading rows and for recording uploads, so an upload reads back as stored.
+    root = settings.root if settings.root is not None else Path.cwd()
+    locator = Locator(None, root, settings.storage)
     own_pool = pool is None
     thumbnail_pool = ThreadPoolExecutor(max(2, os.cpu_count() or 1),
                                         thread_name_prefix="pixelgrade-thumbnail")
@@ -130,7 +134,7 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
         cache=ThumbnailCache(settings.cache, store.identity()), thumbnail_pool=thumbnail_pool,
         actions=Actions(
             gallery=gallery, config=settings.scoring, uploads=settings.uploads,
-            root=settings.root,
+            root=root, uploads_url=settings.uploads_url,
             pool_factory=(lambda: scoring_pool(settings.workers)) if pool is None
             else (lambda: pool),
             scorer_factory=lambda executor: ImageScorer(
@@ -144,7 +148,8 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
             max_bytes=settings.scoring.max_bytes, retries=1, read_timeout=15,
             allow_private_network=settings.allow_private_network,
             allowed_hosts=settings.allowed_hosts,
-        ).trusting(settings.storage.project_url if settings.storage else None)
+        ).trusting(settings.storage.project_url if settings.storage else None,
+                   settings.uploads_url)  # configured by the operator, like --url-template
         origin = settings.storage.credentials() if settings.storage is not None else {}
         async with HttpFetcher(policy, concurrency=8, origin_headers=origin) as fetcher:
             web.reader = SourceReader(locator, fetcher, settings.scoring.max_bytes)
