@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import quote
 
 import typer
 from dotenv import dotenv_values
@@ -79,8 +81,12 @@ def serve(
     """Browse, filter, sort, upload and re-score images in a web page, and the same as JSON.
 
     Uploads and re-scores need the API token: set PIXELGRADE_API_TOKEN (environment or
-    ./.env), or one is made up at start and printed in the address to open. Reads are
-    open unless --protect-reads.
+    ./.env), or one is made up at start and printed in the address to open. Your own token
+    is printed in that address only when the output is a terminal; otherwise sign the
+    browser in at /sign-in. Reads are open unless --protect-reads.
+
+    Rows whose image URLs are on a private or loopback address get no preview unless you
+    allow them (--allow-host HOST); serve says so when it finds such rows.
 
     Examples:
 
@@ -93,7 +99,9 @@ def serve(
     import uvicorn
 
     from pixelgrade.web.actions import check_uploads_url
-    from pixelgrade.web.app import TOKEN_VARIABLE, WebSettings, create_app
+    from pixelgrade.web.app import TOKEN_VARIABLE, WebSettings, check_previews, create_app
+    from pixelgrade.web.logs import uvicorn_log_config
+    from pixelgrade.web.refusals import PreviewRefusals
 
     console = Console(highlight=False, soft_wrap=True)
     try:
@@ -118,9 +126,13 @@ def serve(
             cache=cache or (folder / "thumbnails" if folder else Path(".pixelgrade/thumbnails")),
             storage=_storage(bucket, public_bucket), workers=workers,
             allow_private_network=allow_private_network,
-            allowed_hosts=frozenset(allow_host or ()), uploads_url=uploads_url)
+            allowed_hosts=frozenset(allow_host or ()), uploads_url=uploads_url,
+            token_hint=("the one `pixelgrade serve` made up for this run and printed in the "
+                        "address to open" if made_up else f"the {TOKEN_VARIABLE} that "
+                        "`pixelgrade serve` was started with (environment or ./.env)"))
         if uploads_url is None:  # else uploads are read back from where they are published
             _check_uploads_inside_root(settings.uploads, settings.root or Path.cwd())
+        refused = check_previews(store, settings)
     except (PixelgradeError, ValueError) as exc:
         Console(stderr=True).print(f"[red]Error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
@@ -130,22 +142,44 @@ def serve(
                       "columns: the gallery cannot say why an image has no score, nor show "
                       "components and issues; add them with `pixelgrade migrate`.")
     _print_newest(console, store)
-    app = create_app(store, settings)
+    notice = PreviewRefusals(refused).notice()
+    if notice:
+        console.print(f"[yellow]Note:[/] {escape(notice)}")
+    app = create_app(store, settings, refused=refused)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else (
         f"[{host}]" if ":" in host else host)
     address = f"http://{shown_host}:{port}/"
     console.print(f"pixelgrade gallery of {store.describe()}")
-    console.print(f"Open [bold]{address}?token={token}[/]" if made_up
+    # A token of the user's own is printed only to a terminal (as Jupyter does), never into a
+    # file or pipe the output may be going to; the sign-in form takes it from there.
+    signing_address = f"{address}?token={escape(quote(token, safe=''))}"
+    terminal = _is_terminal()
+    console.print(f"Open [bold]{signing_address}[/]" if made_up or terminal
                   else f"Open [bold]{address}[/]")
     if made_up:
         console.print(f"Uploads and re-scores need the token in that address (made up for "
                       f"this run; set {TOKEN_VARIABLE} to choose it).")
+    elif terminal:
+        console.print(f"That address signs this browser in with your {TOKEN_VARIABLE} (shown "
+                      "because this is a terminal; never when the output goes to a file or a "
+                      f"pipe), as does the form at {address}sign-in.")
+    else:
+        reads = " to see the gallery and" if protect_reads else ""
+        console.print(f"Sign in at [bold]{address}sign-in[/] with your {TOKEN_VARIABLE}{reads} "
+                      "to upload and re-score (the token is not printed: the output is not a "
+                      "terminal).")
     console.print(f"API: {address}api/docs · uploads saved in {settings.uploads} · "
                   "Ctrl-C to stop")
     _print_uploads(console, settings, sqlite_folder_root)
     if host in ("0.0.0.0", "::"):
         console.print("[yellow]Listening on every network interface.[/]")
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level,
+                log_config=uvicorn_log_config())
+
+
+def _is_terminal() -> bool:
+    """Whether what serve prints goes to a terminal (not a file, a pipe or a journal)."""
+    return sys.stdout.isatty()
 
 
 def _print_newest(console: Console, store: GalleryStore) -> None:

@@ -42,7 +42,10 @@ def test_serve_prints_the_address_with_a_made_up_token(captured: dict[str, Any],
     assert result.exit_code == 0, result.output
     assert "Open http://127.0.0.1:8123/?token=" in result.output
     token = result.output.split("?token=")[1].split()[0]
-    assert captured["options"] == {"host": "127.0.0.1", "port": 8123, "log_level": "warning"}
+    options = captured["options"]
+    assert {k: options[k] for k in ("host", "port", "log_level")} == {
+        "host": "127.0.0.1", "port": 8123, "log_level": "warning"}
+    assert "redact_token" in options["log_config"]["filters"]  # no token in the access log
     settings = captured["app"].state.web.settings
     assert settings.token == token
     assert settings.uploads == tmp_path / "lib" / "uploads"

@@ -33,7 +33,7 @@ async def gallery_page(request: Request, band: str = "all", sort: str = "score_d
     counts = await asyncio.to_thread(web.gallery.counts)
     return web.templates.TemplateResponse(request, "gallery.html", {
         **values, "counts": counts, "max_bytes": web.settings.scoring.max_bytes,
-        "continued": cursor is not None})
+        "continued": cursor is not None, "preview_notice": web.refusals.notice()})
 
 
 @router.get("/images/{key}", response_class=HTMLResponse)
