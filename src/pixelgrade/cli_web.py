@@ -127,9 +127,9 @@ def serve(
             storage=_storage(bucket, public_bucket), workers=workers,
             allow_private_network=allow_private_network,
             allowed_hosts=frozenset(allow_host or ()), uploads_url=uploads_url,
-            token_hint=("the one `pixelgrade serve` made up for this run and printed in the "
+            token_hint=("the one pixelgrade serve made up for this run and printed in the "
                         "address to open" if made_up else f"the {TOKEN_VARIABLE} that "
-                        "`pixelgrade serve` was started with (environment or ./.env)"))
+                        "pixelgrade serve was started with (environment or ./.env)"))
         if uploads_url is None:  # else uploads are read back from where they are published
             _check_uploads_inside_root(settings.uploads, settings.root or Path.cwd())
         refused = check_previews(store, settings)

@@ -63,7 +63,7 @@ class WebSettings:
     #: Reads need the token too.
     protect_reads: bool = False
     #: Where the token comes from, in words, for the pages that ask for it.
-    token_hint: str = f"the {TOKEN_VARIABLE} that `pixelgrade serve` was started with"
+    token_hint: str = f"the {TOKEN_VARIABLE} that pixelgrade serve was started with"
     #: Where uploads are saved.
     uploads: Path = Path("uploads")
     #: Local paths in the URL column must lead inside this folder (None: the working
