@@ -141,10 +141,6 @@ def serve(
         console.print("[yellow]Note:[/] the table has no quality_status/quality_details "
                       "columns: the gallery cannot say why an image has no score, nor show "
                       "components and issues; add them with `pixelgrade migrate`.")
-    _print_newest(console, store)
-    notice = PreviewRefusals(refused).notice()
-    if notice:
-        console.print(f"[yellow]Note:[/] {escape(notice)}")
     app = create_app(store, settings, refused=refused)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else (
         f"[{host}]" if ":" in host else host)
@@ -171,6 +167,10 @@ def serve(
     console.print(f"API: {address}api/docs · uploads saved in {settings.uploads} · "
                   "Ctrl-C to stop")
     _print_uploads(console, settings, sqlite_folder_root)
+    _print_newest(console, store)
+    notice = PreviewRefusals(refused).notice()
+    if notice:
+        console.print(f"[yellow]Note:[/] {escape(notice)}")
     if host in ("0.0.0.0", "::"):
         console.print("[yellow]Listening on every network interface.[/]")
     uvicorn.run(app, host=host, port=port, log_level=log_level,
