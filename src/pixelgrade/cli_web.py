@@ -184,9 +184,9 @@ def _is_terminal() -> bool:
 
 def _print_newest(console: Console, store: GalleryStore) -> None:
     """Say what "Newest" sorts by, and how to make it mean something when it does not."""
-    created = store.capabilities.created_column
+    created = store.sort_keys.created_column
     if created is None:
-        what = ("by id" if store.capabilities.integer_key
+        what = ("by id" if store.sort_keys.integer_key
                 else "in key order, which says nothing about age with these keys")
         console.print(f"Sort: the table has no created_at column, so the last sort lists "
                       f"images {what}; pass --created-column NAME to sort them by when they "

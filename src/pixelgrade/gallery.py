@@ -181,10 +181,10 @@ class Gallery:
     @property
     def newest_order(self) -> NewestOrder:
         """What ``sort=newest`` orders this table by (see the module docstring)."""
-        caps = self.store.capabilities
-        if caps.created_column is not None:
+        keys = self.store.sort_keys
+        if keys.created_column is not None:
             return "created"
-        return "id" if caps.integer_key else "key"
+        return "id" if keys.integer_key else "key"
 
     @property
     def sort_labels(self) -> dict[str, str]:
@@ -239,7 +239,7 @@ class Gallery:
         --created-column is refused instead of misread)."""
         if sort != "newest":
             return None
-        return self.store.capabilities.created_column or "id"
+        return self.store.sort_keys.created_column or "id"
 
     def _decode_cursor(self, cursor: str, band: str, sort: str) -> tuple[Any, Any]:
         cursor_band, cursor_sort, value, key, order = decode_cursor(cursor)

@@ -102,9 +102,9 @@ def test_newest_pages_by_created_at_with_uuid_keys(db_url: str, not_null: bool) 
     rows = _uuid_table_with_times(db_url, not_null=not_null)
     store = SqlStore(db_url, TableSpec())
     try:
-        assert store.capabilities.created_column == "created_at"
-        assert store.capabilities.created_nullable is not not_null
-        assert not store.capabilities.integer_key
+        assert store.sort_keys.created_column == "created_at"
+        assert store.sort_keys.created_nullable is not not_null
+        assert not store.sort_keys.integer_key
         gallery = Gallery(store)
         assert gallery.sort_labels["newest"] == "Newest"
         for band in BANDS:
@@ -119,14 +119,14 @@ def test_created_column_option_names_another_column(db_url: str) -> None:
     rows = _uuid_table_with_times(db_url, column="added_on")
     store = SqlStore(db_url, TableSpec(created_column="added_on"))
     try:
-        assert store.capabilities.created_column == "added_on"
+        assert store.sort_keys.created_column == "added_on"
         assert _walk(Gallery(store), "all", 4) == _expected(rows, "all")
     finally:
         store.close()
     # Not given: no created_at here, so "newest" is key order, and says so.
     plain = SqlStore(db_url, TableSpec())
     try:
-        assert plain.capabilities.created_column is None
+        assert plain.sort_keys.created_column is None
         gallery = Gallery(plain)
         assert gallery.sort_labels["newest"] == "Key order"
         assert gallery.sort_choices("score_desc") == ["score_desc", "score_asc"]
@@ -145,7 +145,7 @@ def test_integer_keys_without_a_time_are_labelled_by_id(db_url: str) -> None:
     store = SqlStore(db_url, TableSpec())
     try:
         gallery = Gallery(store)
-        assert store.capabilities.created_column is None and store.capabilities.integer_key
+        assert store.sort_keys.created_column is None and store.sort_keys.integer_key
         assert gallery.sort_labels["newest"] == "Last added (by id)"
         assert gallery.sort_choices("score_desc") == ["score_desc", "score_asc", "newest"]
         assert [v.id for v in gallery.list("all", "newest").items] == [3, 2, 1]
@@ -174,8 +174,8 @@ def test_init_makes_an_index_for_newest(db_url: str) -> None:
     store = SqlStore(db_url, TableSpec(), must_exist=False, inspect=False)
     try:
         store.init()
-        assert store.capabilities.created_column == "created_at"
-        assert not store.capabilities.created_nullable
+        assert store.sort_keys.created_column == "created_at"
+        assert not store.sort_keys.created_nullable
         assert store.has_index_on("created_at")
         assert not store.has_index_on("url")
     finally:

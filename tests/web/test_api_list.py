@@ -158,7 +158,7 @@ def test_a_deep_page_is_one_index_range_on_sqlite(big_store: SqlStore, band: str
     score band may be planned as the band's index range, then a sort of that band: 6 ms for
     30,000 rows in bench/gallery.py.)"""
     after: tuple[Any, Any] = (None, 50_000) if band == "unscored" else (50, 50_000)
-    by_created = big_store.capabilities.created_column is not None  # created_at, from init
+    by_created = big_store.sort_keys.created_column is not None  # created_at, from init
     if sort == "newest":  # "newest" pages by (created_at, id)
         record = big_store.get_image(50_000)
         assert record is not None and by_created
@@ -166,7 +166,7 @@ def test_a_deep_page_is_one_index_range_on_sqlite(big_store: SqlStore, band: str
     query = ImageQuery(band=band, sort=sort, after=after, limit=48)  # type: ignore[arg-type]
     with big_store.engine.connect() as conn:
         for segment in page_segments(query, by_created,
-                                     big_store.capabilities.created_nullable):
+                                     big_store.sort_keys.created_nullable):
             statement = big_store._segment_select(segment, 49)
             compiled = statement.compile(big_store.engine,
                                          compile_kwargs={"literal_binds": True})

@@ -96,14 +96,14 @@ def test_newest_is_by_created_at_over_rest(fresh_supabase: SupabaseStack,  # noq
         made.append({"id": found[0]["id"], "created": time, "score": score})
     stack.reload_schema()
     store = SupabaseStore(stack.url, stack.service_key)
-    assert store.capabilities.created_column == "created_at"
-    assert not store.capabilities.integer_key
+    assert store.sort_keys.created_column == "created_at"
+    assert not store.sort_keys.integer_key
     gallery = Gallery(store)
     assert gallery.sort_labels["newest"] == "Newest"
     for band in BANDS:
         for limit in (1, 3, 50):
             assert _walk(gallery, band, limit) == _expected(made, band), (band, limit)
     named = SupabaseStore(stack.url, stack.service_key, TableSpec(created_column="added_on"))
-    assert named.capabilities.created_column == "added_on"
+    assert named.sort_keys.created_column == "added_on"
     with pytest.raises(Exception, match="created column 'made_at' not found"):
         SupabaseStore(stack.url, stack.service_key, TableSpec(created_column="made_at"))

@@ -92,6 +92,13 @@ class Capabilities:
     status: bool
     details: bool
     scored_at: bool
+
+
+@dataclass(frozen=True)
+class SortKeys:
+    """What the gallery's "Newest" can sort by: the table's creation-time column, else its
+    key (found when the store opens; the backfill does not use it)."""
+
     #: The column "Newest" sorts by (None: the table has none; "Newest" is then key order).
     created_column: str | None = None
     #: That column may hold NULL (False when the schema says NOT NULL: no row lacks a time).
@@ -248,7 +255,7 @@ class ImageQuery:
 
     ``after`` is the position of the last row of the previous page (None: the first page):
     (score, id) for the score orders, (creation time, id) for ``newest`` on a table with a
-    creation-time column (see :attr:`Capabilities.created_column`), (None, id) for ``newest``
+    creation-time column (see :attr:`SortKeys.created_column`), (None, id) for ``newest``
     on one without. Orders are total, so pages never repeat or skip a row:
 
     * ``score_desc``: score high to low, ties by id high to low; unscored rows last, by id
@@ -385,6 +392,8 @@ def cut_page(rows: list[ImageRecord], query: ImageQuery, by_created: bool = Fals
 
 class GalleryStore(Store, Protocol):
     """What ``pixelgrade serve`` needs beyond the backfill's interface."""
+
+    sort_keys: SortKeys
 
     def list_images(self, query: ImageQuery) -> ImagePage:
         """One page (see :class:`ImageQuery` for the orders)."""

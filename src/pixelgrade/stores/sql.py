@@ -39,6 +39,7 @@ from pixelgrade.stores.base import (
     Row,
     Segment,
     Selection,
+    SortKeys,
     StoreStats,
     TableSpec,
     chunks,
@@ -106,6 +107,7 @@ class SqlStore:
             self.engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=2,
                                            connect_args={"connect_timeout": 10})
         self.capabilities = Capabilities(status=False, details=False, scored_at=False)
+        self.sort_keys = SortKeys()
         self._locks: list[AdvisoryLock] = []
         self._id_type: sa.types.TypeEngine[Any] = sa.Integer()
         self._created_type: sa.types.TypeEngine[Any] = sa.types.NullType()
@@ -164,9 +166,10 @@ class SqlStore:
             status=spec.status_column.lower() in columns,
             details=spec.details_column.lower() in columns,
             scored_at=spec.scored_at_column.lower() in columns,
-            created_column=created, integer_key=_integer_type(self._id_type),
-            created_nullable=created is None or bool(columns[created.lower()]["nullable"]),
         )
+        self.sort_keys = SortKeys(
+            created_column=created, integer_key=_integer_type(self._id_type),
+            created_nullable=created is None or bool(columns[created.lower()]["nullable"]))
         self.table = self._table()
 
     def _created_column(self, columns: dict[str, dict[str, Any]]) -> str | None:
@@ -212,8 +215,9 @@ class SqlStore:
             columns.append(sa.column(spec.details_column, details_type))
         if caps.scored_at:
             columns.append(sa.column(spec.scored_at_column, sa.DateTime(timezone=True)))
-        if caps.created_column is not None:
-            columns.append(sa.column(caps.created_column, self._created_type))
+        created = self.sort_keys.created_column
+        if created is not None:
+            columns.append(sa.column(created, self._created_type))
         return sa.table(spec.name, *columns, schema=spec.schema)
 
     # -- descriptions --------------------------------------------------------------------
@@ -550,8 +554,8 @@ class SqlStore:
                                              (spec.details_column, caps.details),
                                              (spec.scored_at_column, caps.scored_at))
                   if present]
-        if caps.created_column is not None:
-            names.append(caps.created_column)
+        if self.sort_keys.created_column is not None:
+            names.append(self.sort_keys.created_column)
         return [self._c(name) for name in names]
 
     def _record(self, row: sa.Row[Any]) -> ImageRecord:
@@ -567,8 +571,8 @@ class SqlStore:
             score=values[spec.score_column], status=values.get(spec.status_column),
             details=details if isinstance(details, dict) else None,
             scored_at=values.get(spec.scored_at_column),
-            created=(values.get(self.capabilities.created_column)
-                     if self.capabilities.created_column else None))
+            created=(values.get(self.sort_keys.created_column)
+                     if self.sort_keys.created_column else None))
 
     def _segment_select(self, segment: Segment, limit: int) -> sa.Select[Any]:
         id_col, score = self._c(self.spec.id_column), self._c(self.spec.score_column)
@@ -604,17 +608,17 @@ class SqlStore:
         return query.order_by(*order).limit(limit)
 
     def _created(self) -> sa.ColumnClause[Any]:
-        name = self.capabilities.created_column
+        name = self.sort_keys.created_column
         if name is None:
             raise StoreError(f"table {self.spec.table} has no creation-time column")
         return self._c(name)
 
     def list_images(self, query: ImageQuery) -> ImagePage:
-        caps = self.capabilities
-        by_created = caps.created_column is not None
+        keys = self.sort_keys
+        by_created = keys.created_column is not None
         rows: list[ImageRecord] = []
         with self._connect() as conn:
-            for segment in page_segments(query, by_created, caps.created_nullable):
+            for segment in page_segments(query, by_created, keys.created_nullable):
                 wanted = query.limit + 1 - len(rows)
                 if wanted <= 0:
                     break

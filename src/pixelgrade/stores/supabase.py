@@ -47,6 +47,7 @@ from pixelgrade.stores.base import (
     Row,
     Segment,
     Selection,
+    SortKeys,
     StoreStats,
     TableSpec,
     chunks,
@@ -133,6 +134,7 @@ class SupabaseStore:
                              f"{_message(exc)}") from exc
         self._statuses = StatusNotes()
         self.capabilities = Capabilities(status=False, details=False, scored_at=False)
+        self.sort_keys = SortKeys()
         self.write_mode = "rpc"
         self.refresh()
 
@@ -164,8 +166,9 @@ class SupabaseStore:
             status=self._has_column(spec.status_column),
             details=self._has_column(spec.details_column),
             scored_at=self._has_column(spec.scored_at_column),
-            created_column=self._created_column(), integer_key=self._integer_key(),
         )
+        self.sort_keys = SortKeys(created_column=self._created_column(),
+                                  integer_key=self._integer_key())
         self.write_mode = "rpc" if self._has_write_function() else "patch"
 
     def _created_column(self) -> str | None:
@@ -404,8 +407,8 @@ class SupabaseStore:
                                              (spec.details_column, caps.details),
                                              (spec.scored_at_column, caps.scored_at))
                   if present]
-        if caps.created_column is not None:
-            names.append(caps.created_column)
+        if self.sort_keys.created_column is not None:
+            names.append(self.sort_keys.created_column)
         return ",".join(names)
 
     def _record(self, row: dict[str, Any]) -> ImageRecord:
@@ -416,12 +419,12 @@ class SupabaseStore:
             score=row.get(spec.score_column), status=row.get(spec.status_column),
             details=details if isinstance(details, dict) else None,
             scored_at=row.get(spec.scored_at_column),
-            created=(row.get(self.capabilities.created_column)
-                     if self.capabilities.created_column else None))
+            created=(row.get(self.sort_keys.created_column)
+                     if self.sort_keys.created_column else None))
 
     def _segment_rows(self, segment: Segment, limit: int) -> list[ImageRecord]:
         score, key = self.spec.score_column, self.spec.id_column
-        created = self.capabilities.created_column
+        created = self.sort_keys.created_column
         beyond = "lt" if segment.descending else "gt"
         first = score if segment.order == "score" else created
 
@@ -453,7 +456,7 @@ class SupabaseStore:
         return [self._record(row) for row in self._call(request).data or []]
 
     def list_images(self, query: ImageQuery) -> ImagePage:
-        by_created = self.capabilities.created_column is not None
+        by_created = self.sort_keys.created_column is not None
         rows: list[ImageRecord] = []
         for segment in page_segments(query, by_created):
             # A short answer may be the project's max-rows cap rather than the end of the
