@@ -11,18 +11,26 @@ which order images come or why one has no score.
 >>> [(image.id, image.score) for image in page.items], page.next_cursor  # doctest: +SKIP
 
 Pages are keyset pages: ``next_cursor`` is an opaque string naming the last row shown (its
-score and id), and the next page starts right after it, whatever was added or scored
-meanwhile; no ``OFFSET``, so page 2,000 costs what page 1 costs.
+score, or its creation time for "newest", and its id), and the next page starts right after
+it, whatever was added or scored meanwhile; no ``OFFSET``, so page 2,000 costs what page 1
+costs.
+
+"Newest" is by the table's creation-time column (``--created-column``, or ``created_at`` when
+the table has one), latest first, ties by id. A table without one has no notion of age: the
+order is then the key's, labelled "Last added (by id)" for integer keys (which usually grow
+as rows are added) and "Key order" for UUID or text keys (whose order says nothing about
+age), which the gallery does not offer among its sorts (see :meth:`Gallery.sort_choices`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import decimal
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pixelgrade.errors import PixelgradeError
@@ -48,6 +56,11 @@ BAND_LABELS = {"all": "All", "high": "High", "medium": "Medium", "low": "Low",
                "unscored": "Unscored"}
 SORT_LABELS = {"score_desc": "Score, high first", "score_asc": "Score, low first",
                "newest": "Newest"}
+#: What "newest" means on a table: by its creation-time column, or by an integer key, or by
+#: a key whose order says nothing about age (UUID, text).
+NewestOrder = Literal["created", "id", "key"]
+NEWEST_LABELS: dict[NewestOrder, str] = {"created": "Newest", "id": "Last added (by id)",
+                                         "key": "Key order"}
 #: The order components are listed in (the scorer's own order).
 COMPONENT_ORDER = ("sharpness", "noise", "exposure", "contrast", "resolution", "compression",
                    "impulses", "banding")
@@ -67,14 +80,14 @@ def utc_timestamp(value: Any) -> str | None:
     an offset is taken as UTC (that is how pixelgrade writes it)."""
     if value is None:
         return None
-    if not isinstance(value, datetime):
+    if not isinstance(value, dt.datetime):
         try:
-            value = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            value = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
             return str(value)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 @dataclass(frozen=True)
 class ComponentView:
@@ -119,6 +132,8 @@ class ImageView:
     bytes: int | None = None
     scorer_version: str | None = None
     scored_at: str | None = None
+    #: The creation-time column's value, as the database gave it (the "newest" position).
+    created: Any = None
 
     @property
     def key(self) -> str:
@@ -167,7 +182,7 @@ class ImageView:
             format=details.get("format"), width=_int(details.get("width")),
             height=_int(details.get("height")), bytes=_int(details.get("bytes")),
             scorer_version=details.get("scorer_version"),
-            scored_at=utc_timestamp(scored_at))
+            scored_at=utc_timestamp(scored_at), created=record.created)
 
     def summary(self) -> dict[str, Any]:
         """The fields a list shows (the API's list items)."""
@@ -211,6 +226,26 @@ class Gallery:
         self.store = store
         self.bands = bands or Bands()
 
+    @property
+    def newest_order(self) -> NewestOrder:
+        """What ``sort=newest`` orders this table by (see the module docstring)."""
+        keys = self.store.sort_keys
+        if keys.created_column is not None:
+            return "created"
+        return "id" if keys.integer_key else "key"
+
+    @property
+    def sort_labels(self) -> dict[str, str]:
+        """Each sort's name as shown, "newest" saying what it really orders by."""
+        return {**SORT_LABELS, "newest": NEWEST_LABELS[self.newest_order]}
+
+    def sort_choices(self, current: str) -> list[str]:
+        """The sorts the gallery offers: all of them, but key order of a UUID or text key
+        (meaningless to a reader) only when it is the one asked for."""
+        if self.newest_order == "key" and current != "newest":
+            return [name for name in SORTS if name != "newest"]
+        return list(SORTS)
+
     def list(self, band: str = "all", sort: str = "score_desc", cursor: str | None = None,
              limit: int = DEFAULT_PAGE_SIZE) -> GalleryPage:
         """One page of ``band`` in ``sort`` order, after ``cursor`` (a ``next_cursor``)."""
@@ -222,7 +257,7 @@ class Gallery:
             band=band, sort=sort, after=after, limit=limit,  # type: ignore[arg-type]
             high_from=self.bands.high_from, medium_from=self.bands.medium_from))
         next_cursor = None if page.next_after is None else encode_cursor(
-            band, sort, page.next_after)
+            band, sort, page.next_after, self._order_of(sort))
         return GalleryPage(band, sort, limit,  # type: ignore[arg-type]
                            [ImageView.from_record(r, self.bands) for r in page.items],
                            next_cursor)
@@ -234,7 +269,11 @@ class Gallery:
         as a keyset page of one, so this costs what any page costs. An image outside ``band``
         (re-scored since) gets the band's images on either side of where it would be."""
         _check_band_and_sort(band, sort)
-        position = (image.score, image.id)
+        if sort == "newest":
+            by_created = self.store.sort_keys.created_column is not None
+            position = (image.created if by_created else None, image.id)
+        else:
+            position = (image.score, image.id)
 
         def one(backward: bool) -> ImageView | None:
             page = self.store.list_images(ImageQuery(
@@ -261,14 +300,29 @@ class Gallery:
         """The ``pixelgrade verify`` figures."""
         return verify(self.store.stats(self.bands.high_from, self.bands.medium_from))
 
-    def _decode_cursor(self, cursor: str, band: str, sort: str) -> tuple[int | None, Any]:
-        cursor_band, cursor_sort, score, key = decode_cursor(cursor)
+    def _order_of(self, sort: str) -> str | None:
+        """What the first value of a ``sort`` cursor is: None for a score; the creation-time
+        column's name for "newest" (so that a cursor made before a restart with another
+        --created-column is refused instead of misread)."""
+        if sort != "newest":
+            return None
+        return self.store.sort_keys.created_column or "id"
+
+    def _decode_cursor(self, cursor: str, band: str, sort: str) -> tuple[Any, Any]:
+        cursor_band, cursor_sort, value, key, order = decode_cursor(cursor)
         if (cursor_band, cursor_sort) != (band, sort):
             raise GalleryQueryError(
                 f"this cursor continues band={cursor_band}&sort={cursor_sort}, not "
                 f"band={band}&sort={sort}: start again without a cursor")
+        if order != self._order_of(sort):
+            raise GalleryQueryError("this cursor was made for another order of the table "
+                                    "(the server was restarted with other options): start "
+                                    "again without a cursor")
+        if sort != "newest" and not (value is None or (isinstance(value, int)
+                                                       and not isinstance(value, bool))):
+            raise GalleryQueryError("the cursor is not one this server made")
         try:
-            return score, self.store.key_from_json(key)
+            return value, self.store.key_from_json(key)
         except (TypeError, ValueError) as exc:
             raise GalleryQueryError("the cursor does not name a row of this table") from exc
 
@@ -295,23 +349,62 @@ def file_name(location: str | None) -> str | None:
     return value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or value
 
 
-def encode_cursor(band: str, sort: str, after: tuple[int | None, Any]) -> str:
-    """An opaque, URL-safe cursor for the row ``after`` = (score, id)."""
-    text = json.dumps([band, sort, after[0], key_to_json(after[1])], separators=(",", ":"))
+def encode_cursor(band: str, sort: str, after: tuple[Any, Any], order: str | None = None
+                  ) -> str:
+    """An opaque, URL-safe cursor for the row ``after`` = (score or creation time, id);
+    ``order``: what the first value is (see :meth:`Gallery._order_of`)."""
+    fields = [band, sort, _value_to_json(after[0]), key_to_json(after[1])]
+    if order is not None:
+        fields.append(order)
+    text = json.dumps(fields, separators=(",", ":"))
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, str, int | None, Any]:
-    """(band, sort, score, id) from :func:`encode_cursor`'s output."""
+def decode_cursor(cursor: str) -> tuple[str, str, Any, Any, str | None]:
+    """(band, sort, value, id, order) from :func:`encode_cursor`'s output."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        band, sort, score, key = json.loads(raw)
-    except (ValueError, binascii.Error, TypeError) as exc:
+        fields = json.loads(raw)
+        band, sort, value, key = fields[:4]
+        order = fields[4] if len(fields) == 5 else None
+        if len(fields) > 5 or not (order is None or isinstance(order, str)):
+            raise ValueError("too many fields")
+        value = _value_from_json(value)
+    except (ValueError, binascii.Error, TypeError, KeyError, decimal.InvalidOperation) as exc:
         raise GalleryQueryError("the cursor is not one this server made: start again without "
                                 "it") from exc
-    if not (isinstance(score, int) or score is None) or isinstance(score, bool):
-        raise GalleryQueryError("the cursor is not one this server made")
-    return str(band), str(sort), score, key
+    return str(band), str(sort), value, key, order
+
+
+def _value_to_json(value: Any) -> Any:
+    """A position value (a score, or a creation time as the database gave it) as JSON that
+    :func:`_value_from_json` turns back into the same value: times and decimals are tagged."""
+    if isinstance(value, dt.datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"d": value.isoformat()}
+    if isinstance(value, decimal.Decimal):
+        return {"n": str(value)}
+    if value is None or isinstance(value, int | float | str):
+        return value
+    raise TypeError(f"cannot page by a {type(value).__name__} value")
+
+
+def _value_from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        ((tag, text),) = value.items()
+        if not isinstance(text, str):
+            raise ValueError("bad value")
+        if tag == "t":
+            return dt.datetime.fromisoformat(text)
+        if tag == "d":
+            return dt.date.fromisoformat(text)
+        if tag == "n":
+            return decimal.Decimal(text)
+        raise ValueError(f"unknown tag {tag!r}")
+    if isinstance(value, list):
+        raise ValueError("bad value")
+    return value
 
 
 def _int(value: Any) -> int | None:

@@ -154,8 +154,11 @@ def _wait_ready(server: Server, timeout: float) -> None:
             raise RuntimeError(f"pixelgrade serve exited with {server.process.returncode}:\n"
                                f"{server.output()}")
         try:
-            response = httpx.get(f"{server.url}/api/counts", timeout=2)
-            if response.status_code == 200:
+            # With --protect-reads the counts need the token (a made-up one is not known yet:
+            # its 401 says the server is up as well).
+            headers = {"Authorization": f"Bearer {server.token}"} if server.token else {}
+            response = httpx.get(f"{server.url}/api/counts", timeout=2, headers=headers)
+            if response.status_code in (200, 401):
                 return
             problem = f"HTTP {response.status_code}: {response.text[:200]}"
         except httpx.TransportError as exc:

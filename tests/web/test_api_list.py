@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -156,10 +157,16 @@ def test_a_deep_page_is_one_index_range_on_sqlite(big_store: SqlStore, band: str
     sorts nothing, so page 2,000 costs what page 1 costs. (One exception: "newest" within a
     score band may be planned as the band's index range, then a sort of that band: 6 ms for
     30,000 rows in bench/gallery.py.)"""
-    after = (None, 50_000) if band == "unscored" else (50, 50_000)
+    after: tuple[Any, Any] = (None, 50_000) if band == "unscored" else (50, 50_000)
+    by_created = big_store.sort_keys.created_column is not None  # created_at, from init
+    if sort == "newest":  # "newest" pages by (created_at, id)
+        record = big_store.get_image(50_000)
+        assert record is not None and by_created
+        after = (record.created, 50_000)
     query = ImageQuery(band=band, sort=sort, after=after, limit=48)  # type: ignore[arg-type]
     with big_store.engine.connect() as conn:
-        for segment in page_segments(query):
+        for segment in page_segments(query, by_created,
+                                     big_store.sort_keys.created_nullable):
             statement = big_store._segment_select(segment, 49)
             compiled = statement.compile(big_store.engine,
                                          compile_kwargs={"literal_binds": True})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,10 @@ def test_serve_prints_the_address_with_a_made_up_token(captured: dict[str, Any],
     assert result.exit_code == 0, result.output
     assert "Open http://127.0.0.1:8123/?token=" in result.output
     token = result.output.split("?token=")[1].split()[0]
-    assert captured["options"] == {"host": "127.0.0.1", "port": 8123, "log_level": "warning"}
+    options = captured["options"]
+    assert {k: options[k] for k in ("host", "port", "log_level")} == {
+        "host": "127.0.0.1", "port": 8123, "log_level": "warning"}
+    assert "redact_token" in options["log_config"]["filters"]  # no token in the access log
     settings = captured["app"].state.web.settings
     assert settings.token == token
     assert settings.uploads == tmp_path / "lib" / "uploads"
@@ -66,3 +70,38 @@ def test_serve_explains_a_missing_database(captured: dict[str, Any], tmp_path: P
     result = runner.invoke(cli, ["serve", "--db", f"sqlite:///{tmp_path / 'nope.db'}"])
     assert result.exit_code == 1 and "does not exist" in " ".join(result.output.split())
     assert "app" not in captured
+
+
+def test_serve_says_what_newest_sorts_by(captured: dict[str, Any], tmp_path: Path) -> None:
+    from tests.stores.tables import bare_table, connect
+
+    def serve(url: str, *args: str) -> tuple[int, str]:
+        result = runner.invoke(cli, ["serve", "--db", url, *args], env={"COLUMNS": "250"})
+        return result.exit_code, " ".join(result.output.split())
+
+    made = f"sqlite:///{tmp_path / 'made.db'}"
+    pixelgrade_table(made, ["a.jpg"])
+    code, printed = serve(made)
+    assert code == 0 and 'Sort: "Newest" is by created_at, latest first.' in printed
+    assert "no index starts with" not in printed  # init made one
+
+    uuids = f"sqlite:///{tmp_path / 'uuids.db'}"
+    bare_table(uuids, ["a.jpg"], uuid_ids=True)
+    code, printed = serve(uuids)
+    assert code == 0, printed
+    assert ("the table has no created_at column, so the last sort lists images in key order, "
+            "which says nothing about age with these keys; pass --created-column NAME") in printed
+    with TestClient(captured["app"]) as client:
+        page = client.get("/").text
+        assert 'value="newest"' not in page  # not offered on UUID keys without a time
+        assert "Key order" in client.get("/?sort=newest").text
+
+    with connect(uuids) as conn:
+        conn.exec_driver_sql("ALTER TABLE images ADD COLUMN added TEXT")
+    code, printed = serve(uuids, "--created-column", "added")
+    assert code == 0 and 'Sort: "Newest" is by added, latest first.' in printed
+    assert "CREATE INDEX ON images (added, id)" in printed
+    with TestClient(captured["app"]) as client:
+        assert re.search(r'<option value="newest"[^>]*>Newest</option>', client.get("/").text)
+    code, printed = serve(uuids, "--created-column", "made")
+    assert code == 1 and "created column 'made' not found" in printed

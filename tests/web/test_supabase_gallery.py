@@ -18,7 +18,7 @@ from pixelgrade.stores.base import BANDS, SORTS
 from pixelgrade.web import WebSettings, create_app
 from tests.backfill.conftest import jpeg, png
 from tests.supabase.conftest import CLIENT_NOISE, fresh_supabase, supabase_stack  # noqa: F401
-from tests.supabase.helpers import execute, make_table, rows
+from tests.supabase.helpers import execute, make_table, query, rows
 from tests.supabase.stack import SupabaseStack
 from tests.web.conftest import AUTH, LIBRARY, TOKEN, reference_order, walk
 
@@ -88,3 +88,37 @@ def test_previous_and_next_over_rest(supabase_client: tuple[TestClient, Supabase
         assert walk_links(client, expected[0], band, sort, "next") == expected, (band, sort)
         assert walk_links(client, expected[-1], band, sort, "prev") == expected[::-1], (
             band, sort)
+
+
+def test_newest_is_by_created_at_over_rest(fresh_supabase: SupabaseStack,  # noqa: F811
+                                           tmp_path: Path) -> None:
+    """A UUID-keyed table with created_at (ties, and rows without a time): "Newest" pages
+    over PostgREST in the same order as on SQL, timestamps with microseconds and time zones
+    passing through the cursors' filters exactly."""
+    from pixelgrade.gallery import Gallery
+    from pixelgrade.stores import TableSpec
+    from pixelgrade.stores.schema import supabase_migration_statements
+    from tests.stores.test_newest import ROWS, _expected, _walk
+
+    stack = fresh_supabase
+    execute(stack, "CREATE TABLE images (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
+                   "url text, created_at timestamptz, added_on date)")
+    execute(stack, ";\n".join(supabase_migration_statements(TableSpec())))
+    made = []
+    for time, score in ROWS:
+        found = query(stack, "INSERT INTO images (url, created_at, quality_score) VALUES "
+                      "('a.jpg', %s, %s) RETURNING id", (time, score))
+        made.append({"id": found[0]["id"], "created": time, "score": score})
+    stack.reload_schema()
+    store = SupabaseStore(stack.url, stack.service_key)
+    assert store.sort_keys.created_column == "created_at"
+    assert not store.sort_keys.integer_key
+    gallery = Gallery(store)
+    assert gallery.sort_labels["newest"] == "Newest"
+    for band in BANDS:
+        for limit in (1, 3, 50):
+            assert _walk(gallery, band, limit) == _expected(made, band), (band, limit)
+    named = SupabaseStore(stack.url, stack.service_key, TableSpec(created_column="added_on"))
+    assert named.sort_keys.created_column == "added_on"
+    with pytest.raises(Exception, match="created column 'made_at' not found"):
+        SupabaseStore(stack.url, stack.service_key, TableSpec(created_column="made_at"))

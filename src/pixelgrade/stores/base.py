@@ -49,6 +49,9 @@ class TableSpec:
     status_column: str = "quality_status"
     details_column: str = "quality_details"
     scored_at_column: str = "quality_scored_at"
+    #: When each row was added, for the gallery's "Newest" (``--created-column``). None: the
+    #: column named :data:`DEFAULT_CREATED_COLUMN` when the table has one, else none.
+    created_column: str | None = None
 
     def __post_init__(self) -> None:
         parts = self.table.split(".")
@@ -59,6 +62,15 @@ class TableSpec:
         for what in ("id_column", "url_column", "score_column", "status_column",
                      "details_column", "scored_at_column"):
             check_identifier(getattr(self, what), what.replace("_", " "))
+        if self.created_column is not None:
+            check_identifier(self.created_column, "created column")
+            taken = {self.id_column, self.url_column, self.score_column, self.status_column,
+                     self.details_column, self.scored_at_column}
+            if self.created_column.lower() in {name.lower() for name in taken}:
+                raise StoreError(
+                    f"created column {self.created_column!r} is one of the columns pixelgrade "
+                    "reads or writes already: name the column that records when each row was "
+                    "added (e.g. created_at)")
 
     @property
     def schema(self) -> str | None:
@@ -69,6 +81,10 @@ class TableSpec:
         return self.table.split(".")[-1]
 
 
+#: The creation-time column used for "Newest" when ``--created-column`` is not given.
+DEFAULT_CREATED_COLUMN = "created_at"
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """Which of pixelgrade's optional columns the table has."""
@@ -76,6 +92,20 @@ class Capabilities:
     status: bool
     details: bool
     scored_at: bool
+
+
+@dataclass(frozen=True)
+class SortKeys:
+    """What the gallery's "Newest" can sort by: the table's creation-time column, else its
+    key (found when the store opens; the backfill does not use it)."""
+
+    #: The column "Newest" sorts by (None: the table has none; "Newest" is then key order).
+    created_column: str | None = None
+    #: That column may hold NULL (False when the schema says NOT NULL: no row lacks a time).
+    created_nullable: bool = True
+    #: The key is an integer (so key order is the order rows were added in, usually); False
+    #: for UUID and text keys, whose order says nothing about age.
+    integer_key: bool = True
 
 
 @dataclass(frozen=True)
@@ -223,14 +253,18 @@ SORTS: tuple[Sort, ...] = ("score_desc", "score_asc", "newest")
 class ImageQuery:
     """One page of the gallery: which band, in which order, after which row.
 
-    ``after`` is the (score, id) of the last row of the previous page (None: the first page).
-    Orders are total, so pages never repeat or skip a row:
+    ``after`` is the position of the last row of the previous page (None: the first page):
+    (score, id) for the score orders, (creation time, id) for ``newest`` on a table with a
+    creation-time column (see :attr:`SortKeys.created_column`), (None, id) for ``newest``
+    on one without. Orders are total, so pages never repeat or skip a row:
 
     * ``score_desc``: score high to low, ties by id high to low; unscored rows last, by id
       high to low;
     * ``score_asc``: score low to high, ties by id low to high; unscored rows last, by id
       low to high;
-    * ``newest``: id high to low (scored or not).
+    * ``newest`` with a creation-time column: creation time, latest first, ties by id high to
+      low; rows without a creation time last, by id high to low (scored or not);
+    * ``newest`` without one: id high to low (scored or not).
 
     ``backward``: the rows *before* ``after`` in that order, nearest first (None: from the
     end); the image page's "previous" link.
@@ -240,11 +274,15 @@ class ImageQuery:
 
     band: Band = "all"
     sort: Sort = "score_desc"
-    after: tuple[int | None, Any] | None = None
+    after: tuple[Any, Any] | None = None
     limit: int = 48
     backward: bool = False
     high_from: int = 70
     medium_from: int = 40
+
+
+#: What a segment is ordered by: (score, id), (creation time, id), or the id alone.
+Order = Literal["score", "created", "id"]
 
 
 @dataclass(frozen=True)
@@ -252,17 +290,20 @@ class Segment:
     """One index range scan of a page plan.
 
     ``scored``: True for rows with a score, False for rows without, None for both.
-    ``low``/``high``: score >= low and score < high (None: unbounded). ``by_score``: order by
-    (score, id), else by id alone; ``descending`` for both keys. ``after``: continue past this
-    (score, id) (only the id when not ``by_score``); None from the start.
+    ``low``/``high``: score >= low and score < high (None: unbounded). ``order``: by (score,
+    id), by (creation time, id) or by id alone; ``descending`` for both keys. ``after``:
+    continue past this (value, id) (only the id counts when ordered by id); None from the
+    start. ``created``: True for rows with a creation time, False for rows without, None for
+    both.
     """
 
     scored: bool | None
     low: int | None
     high: int | None
-    by_score: bool
+    order: Order
     descending: bool
-    after: tuple[int | None, Any] | None
+    after: tuple[Any, Any] | None
+    created: bool | None = None
 
 
 def band_range(band: Band, high_from: int, medium_from: int
@@ -279,36 +320,54 @@ def band_range(band: Band, high_from: int, medium_from: int
     return None, None, None
 
 
-def page_segments(query: ImageQuery) -> list[Segment]:
+def page_segments(query: ImageQuery, by_created: bool = False, undated: bool = True
+                  ) -> list[Segment]:
     """The scans that make up ``query``'s page, in order: a store runs them one after the other
-    until it has ``limit + 1`` rows (the extra row says whether there is a next page)."""
+    until it has ``limit + 1`` rows (the extra row says whether there is a next page).
+    ``by_created``: the table has a creation-time column, which ``newest`` sorts by;
+    ``undated``: that column may be NULL (rows without a time come after the others)."""
     if query.backward:
-        return _backward_segments(query)
+        return _backward_segments(query, by_created, undated)
     scored, low, high = band_range(query.band, query.high_from, query.medium_from)
     after = query.after
     if query.sort == "newest":
-        return [Segment(scored, low, high, False, True, after)]
+        if not by_created:
+            return [Segment(scored, low, high, "id", True, after)]
+        without_time = Segment(scored, low, high, "id", True, None, created=False)
+        if after is not None and after[0] is None:  # the previous page ended among those
+            return [replace(without_time, after=after)] if undated else []
+        dated = Segment(scored, low, high, "created", True, after, created=True)
+        return [dated, without_time] if undated else [replace(dated, created=None)]
     descending = query.sort == "score_desc"
-    unscored_part = Segment(False, None, None, False, descending, None)
+    unscored_part = Segment(False, None, None, "id", descending, None)
     if scored is False:
         return [replace(unscored_part, after=after)]
     if after is not None and after[0] is None:  # the previous page ended among unscored rows
         return [replace(unscored_part, after=after)] if scored is None else []
-    scored_part = Segment(True, low, high, True, descending, after)
+    scored_part = Segment(True, low, high, "score", descending, after)
     return [scored_part, unscored_part] if scored is None else [scored_part]
 
 
-def _backward_segments(query: ImageQuery) -> list[Segment]:
+def _backward_segments(query: ImageQuery, by_created: bool, undated: bool) -> list[Segment]:
     """The forward plan read from ``after`` towards its start: the same scans, each in the
-    other direction, the last one first (unscored rows come after scored ones going forward,
-    so they come first going back)."""
+    other direction, the last one first (rows that come last going forward, unscored or
+    undated, come first going back)."""
     scored, low, high = band_range(query.band, query.high_from, query.medium_from)
     after = query.after
     if query.sort == "newest":
-        return [Segment(scored, low, high, False, False, after)]
+        if not by_created:
+            return [Segment(scored, low, high, "id", False, after)]
+        dated = Segment(scored, low, high, "created", False, None,
+                        created=True if undated else None)
+        if not undated:
+            return [replace(dated, after=after)]
+        without_time = Segment(scored, low, high, "id", False, None, created=False)
+        if after is not None and after[0] is not None:  # among dated rows: only dated ones
+            return [replace(dated, after=after)]  # come before it
+        return [replace(without_time, after=after), dated]
     descending = query.sort == "score_asc"  # the reverse of the forward direction
-    unscored_part = Segment(False, None, None, False, descending, None)
-    scored_part = Segment(True, low, high, True, descending, None)
+    unscored_part = Segment(False, None, None, "id", descending, None)
+    scored_part = Segment(True, low, high, "score", descending, None)
     if scored is False:
         return [replace(unscored_part, after=after)]
     if after is not None and after[0] is not None:  # among scored rows: only scored ones
@@ -327,6 +386,8 @@ class ImageRecord:
     status: str | None = None
     details: dict[str, Any] | None = None
     scored_at: Any = None
+    #: The creation-time column's value (None when the table has none, or the row no value).
+    created: Any = None
 
     @property
     def state(self) -> str:
@@ -344,19 +405,29 @@ class ImagePage:
     """Rows of one page and where the next one starts (None: this was the last)."""
 
     items: list[ImageRecord]
-    next_after: tuple[int | None, Any] | None
+    next_after: tuple[Any, Any] | None
 
 
-def cut_page(rows: list[ImageRecord], limit: int) -> ImagePage:
-    """The page from up to ``limit + 1`` rows read in order."""
+def position(record: ImageRecord, sort: Sort, by_created: bool = False) -> tuple[Any, Any]:
+    """Where ``record`` stands in ``sort`` order: the ``after`` of the page that follows it."""
+    if sort == "newest":
+        return (record.created if by_created else None, record.id)
+    return (record.score, record.id)
+
+
+def cut_page(rows: list[ImageRecord], query: ImageQuery, by_created: bool = False
+             ) -> ImagePage:
+    """The page from up to ``query.limit + 1`` rows read in order."""
+    limit = query.limit
     if len(rows) <= limit:
         return ImagePage(rows, None)
-    last = rows[limit - 1]
-    return ImagePage(rows[:limit], (last.score, last.id))
+    return ImagePage(rows[:limit], position(rows[limit - 1], query.sort, by_created))
 
 
 class GalleryStore(Store, Protocol):
     """What ``pixelgrade serve`` needs beyond the backfill's interface."""
+
+    sort_keys: SortKeys
 
     def list_images(self, query: ImageQuery) -> ImagePage:
         """One page (see :class:`ImageQuery` for the orders)."""

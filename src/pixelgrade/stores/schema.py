@@ -13,6 +13,8 @@ Column choices:
   *why* an image has no score, and keeps permanent failures from being retried forever.
 * ``quality_details`` JSON (JSONB on PostgreSQL): components, issues, scorer version.
 * ``quality_scored_at`` timestamp.
+* A new table (``pixelgrade init``) gets ``created_at`` and an index on (created_at, id), for
+  the gallery's "Newest".
 * An index on (score, id): serves ``WHERE score >= 70 ORDER BY score DESC, id`` for the
   gallery's bands and sorting, and the backfill's ``WHERE score IS NULL AND id > :cursor
   ORDER BY id`` (the NULL rows form one contiguous range of the index, ordered by id).
@@ -145,7 +147,12 @@ def create_table_statements(dialect: Dialect, spec: TableSpec) -> list[str]:
         ")"
     )
     existing = {spec.id_column.lower(), spec.url_column.lower(), "created_at"}
-    return [create, *migration_statements(dialect, spec, existing)]
+    # The gallery's "Newest" reads pages of (created_at, id) off this index.
+    concurrently = "CONCURRENTLY " if dialect.name == "postgresql" else ""
+    index = dialect.identifier_preparer.quote(f"ix_{spec.name}_created_at"[:63])
+    by_age = (f"CREATE INDEX {concurrently}IF NOT EXISTS {index} ON {table} "
+              f"({quoted_created}, {q['id']})")
+    return [create, by_age, *migration_statements(dialect, spec, existing)]
 
 
 def supabase_migration_statements(spec: TableSpec) -> list[str]:

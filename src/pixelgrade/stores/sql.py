@@ -29,6 +29,7 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from pixelgrade.errors import BackfillLockedError, StoreError
 from pixelgrade.stores.base import (
+    DEFAULT_CREATED_COLUMN,
     Capabilities,
     ImagePage,
     ImageQuery,
@@ -38,6 +39,7 @@ from pixelgrade.stores.base import (
     Row,
     Segment,
     Selection,
+    SortKeys,
     StoreStats,
     TableSpec,
     chunks,
@@ -109,8 +111,10 @@ class SqlStore:
             self.engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=2,
                                            connect_args={"connect_timeout": 10})
         self.capabilities = Capabilities(status=False, details=False, scored_at=False)
+        self.sort_keys = SortKeys()
         self._locks: list[AdvisoryLock] = []
         self._id_type: sa.types.TypeEngine[Any] = sa.Integer()
+        self._created_type: sa.types.TypeEngine[Any] = sa.types.NullType()
         self.table = self._table()
         if inspect:
             self.refresh()
@@ -148,18 +152,57 @@ class SqlStore:
                 f"{what} {name!r} not found in table {spec.table!r} (its columns: "
                 f"{', '.join(sorted(columns))}){hint}"
             )
-        self.capabilities = Capabilities(
-            status=spec.status_column.lower() in columns,
-            details=spec.details_column.lower() in columns,
-            scored_at=spec.scored_at_column.lower() in columns,
-        )
         self._id_type = columns[spec.id_column.lower()]["type"]
         if self.dialect_name == "sqlite" and type(self._id_type) is sa.NUMERIC:
             # SQLite gives a type name it does not know (``id UUID``) NUMERIC affinity, and
             # SQLAlchemy would read such keys as Decimal (failing on UUID text): take the values
             # as SQLite stores them.
             self._id_type = sa.types.NullType()
+        created = self._created_column(columns)
+        if created is not None and self.dialect_name == "postgresql":
+            self._created_type = columns[created.lower()]["type"]
+        else:
+            # SQLite: the values exactly as stored (a TIMESTAMP column holds text there, which
+            # SQLAlchemy's DateTime would re-format on the way back in, and the pages' keyset
+            # comparisons must see the stored text). String adds no processing either way.
+            self._created_type = sa.String()
+        self.capabilities = Capabilities(
+            status=spec.status_column.lower() in columns,
+            details=spec.details_column.lower() in columns,
+            scored_at=spec.scored_at_column.lower() in columns,
+        )
+        self.sort_keys = SortKeys(
+            created_column=created, integer_key=_integer_type(self._id_type),
+            created_nullable=created is None or bool(columns[created.lower()]["nullable"]))
         self.table = self._table()
+
+    def _created_column(self, columns: dict[str, dict[str, Any]]) -> str | None:
+        """The column "Newest" sorts by: ``spec.created_column`` (which must exist), else
+        ``created_at`` when the table has it."""
+        wanted = self.spec.created_column
+        if wanted is None:
+            found = columns.get(DEFAULT_CREATED_COLUMN)
+            return None if found is None else str(found["name"])
+        if wanted.lower() not in columns:
+            raise StoreError(
+                f"created column {wanted!r} not found in table {self.spec.table!r} (its "
+                f"columns: {', '.join(sorted(columns))}); pass --created-column with the "
+                "column that records when each row was added, or leave the option out to "
+                "sort 'Newest' by key")
+        return str(columns[wanted.lower()]["name"])
+
+    def has_index_on(self, column: str) -> bool:
+        """True when an index (or the primary key) of the table starts with ``column``: a
+        gallery sorted by it then reads pages off the index instead of sorting the table."""
+        try:
+            inspector = sa.inspect(self.engine)
+            indexes = inspector.get_indexes(self.spec.name, schema=self.spec.schema)
+            key = inspector.get_pk_constraint(self.spec.name, schema=self.spec.schema)
+        except SQLAlchemyError as exc:
+            raise self._failure(f"reading the indexes of {self.describe()}", exc) from exc
+        leading = [(index.get("column_names") or [None])[0] for index in indexes]
+        leading.append((key.get("constrained_columns") or [None])[0])
+        return column.lower() in {str(name).lower() for name in leading if name}
 
     def _table(self) -> sa.TableClause:
         spec, caps = self.spec, self.capabilities
@@ -176,6 +219,9 @@ class SqlStore:
             columns.append(sa.column(spec.details_column, details_type))
         if caps.scored_at:
             columns.append(sa.column(spec.scored_at_column, sa.DateTime(timezone=True)))
+        created = self.sort_keys.created_column
+        if created is not None:
+            columns.append(sa.column(created, self._created_type))
         return sa.table(spec.name, *columns, schema=spec.schema)
 
     # -- descriptions --------------------------------------------------------------------
@@ -512,6 +558,8 @@ class SqlStore:
                                              (spec.details_column, caps.details),
                                              (spec.scored_at_column, caps.scored_at))
                   if present]
+        if self.sort_keys.created_column is not None:
+            names.append(self.sort_keys.created_column)
         return [self._c(name) for name in names]
 
     def _record(self, row: sa.Row[Any]) -> ImageRecord:
@@ -526,7 +574,9 @@ class SqlStore:
             id=values[spec.id_column], location=values[spec.url_column],
             score=values[spec.score_column], status=values.get(spec.status_column),
             details=details if isinstance(details, dict) else None,
-            scored_at=values.get(spec.scored_at_column))
+            scored_at=values.get(spec.scored_at_column),
+            created=(values.get(self.sort_keys.created_column)
+                     if self.sort_keys.created_column else None))
 
     def _segment_select(self, segment: Segment, limit: int) -> sa.Select[Any]:
         id_col, score = self._c(self.spec.id_column), self._c(self.spec.score_column)
@@ -539,33 +589,46 @@ class SqlStore:
             query = query.where(score >= segment.low)
         if segment.high is not None:
             query = query.where(score < segment.high)
-        if segment.by_score:
-            keys: tuple[Any, ...] = (score, id_col)
-            if segment.after is not None:
-                # A row-value comparison: one range of the (score, id) index.
-                position = sa.tuple_(score, id_col)
-                bound = sa.tuple_(sa.literal(segment.after[0], sa.Integer()),
-                                  sa.literal(segment.after[1], self._id_type))
-                query = query.where(position < bound if segment.descending
-                                    else position > bound)
-        else:
-            keys = (id_col,)
+        if segment.created is not None:
+            created = self._created()
+            query = query.where(created.is_not(None) if segment.created else created.is_(None))
+        if segment.order == "id":
+            keys: tuple[Any, ...] = (id_col,)
             if segment.after is not None:
                 query = query.where(id_col < segment.after[1] if segment.descending
                                     else id_col > segment.after[1])
+        else:
+            first, first_type = ((score, sa.Integer()) if segment.order == "score"
+                                 else (self._created(), self._created_type))
+            keys = (first, id_col)
+            if segment.after is not None:
+                # A row-value comparison: one range of the (value, id) index.
+                position = sa.tuple_(first, id_col)
+                bound = sa.tuple_(sa.literal(segment.after[0], first_type),
+                                  sa.literal(segment.after[1], self._id_type))
+                query = query.where(position < bound if segment.descending
+                                    else position > bound)
         order = [key.desc() if segment.descending else key.asc() for key in keys]
         return query.order_by(*order).limit(limit)
 
+    def _created(self) -> sa.ColumnClause[Any]:
+        name = self.sort_keys.created_column
+        if name is None:
+            raise StoreError(f"table {self.spec.table} has no creation-time column")
+        return self._c(name)
+
     def list_images(self, query: ImageQuery) -> ImagePage:
+        keys = self.sort_keys
+        by_created = keys.created_column is not None
         rows: list[ImageRecord] = []
         with self._connect() as conn:
-            for segment in page_segments(query):
+            for segment in page_segments(query, by_created, keys.created_nullable):
                 wanted = query.limit + 1 - len(rows)
                 if wanted <= 0:
                     break
                 rows.extend(self._record(row) for row in conn.execute(
                     self._segment_select(segment, wanted)))
-        return cut_page(rows, query.limit)
+        return cut_page(rows, query, by_created)
 
     def band_counts(self, high_from: int = 70, medium_from: int = 40) -> dict[str, int]:
         score = self._c(self.spec.score_column)

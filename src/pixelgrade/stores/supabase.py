@@ -38,6 +38,7 @@ from dotenv import dotenv_values
 from pixelgrade.errors import BackfillLockedError, StoreError
 from pixelgrade.scoring.report import KNOWN_SCORER_VERSIONS
 from pixelgrade.stores.base import (
+    DEFAULT_CREATED_COLUMN,
     Capabilities,
     ImagePage,
     ImageQuery,
@@ -46,11 +47,13 @@ from pixelgrade.stores.base import (
     Row,
     Segment,
     Selection,
+    SortKeys,
     StoreStats,
     TableSpec,
     chunks,
     cut_page,
     page_segments,
+    position,
 )
 from pixelgrade.stores.supabase_errors import (
     KEY_VARIABLE,
@@ -131,6 +134,7 @@ class SupabaseStore:
                              f"{_message(exc)}") from exc
         self._statuses = StatusNotes()
         self.capabilities = Capabilities(status=False, details=False, scored_at=False)
+        self.sort_keys = SortKeys()
         self.write_mode = "rpc"
         self.refresh()
 
@@ -163,7 +167,28 @@ class SupabaseStore:
             details=self._has_column(spec.details_column),
             scored_at=self._has_column(spec.scored_at_column),
         )
+        self.sort_keys = SortKeys(created_column=self._created_column(),
+                                  integer_key=self._integer_key())
         self.write_mode = "rpc" if self._has_write_function() else "patch"
+
+    def _created_column(self) -> str | None:
+        """``spec.created_column`` (which must exist), else ``created_at`` if there is one."""
+        wanted = self.spec.created_column
+        if wanted is None:
+            return DEFAULT_CREATED_COLUMN if self._has_column(DEFAULT_CREATED_COLUMN) else None
+        if not self._has_column(wanted):
+            raise StoreError(
+                f"created column {wanted!r} not found in table {self.spec.table!r} of Supabase "
+                f"project {self.host}; pass --created-column with the column that records "
+                "when each row was added, or leave the option out to sort 'Newest' by key")
+        return wanted
+
+    def _integer_key(self) -> bool:
+        """Whether the key is an integer, judged by one row (the REST API does not say the
+        column's type); an empty table counts as integer-keyed."""
+        key = self.spec.id_column
+        rows = self._call(lambda: self._table().select(key).limit(1).execute()).data or []
+        return not rows or isinstance(rows[0].get(key), int)
 
     def _has_write_function(self) -> bool:
         caps = self.capabilities
@@ -382,6 +407,8 @@ class SupabaseStore:
                                              (spec.details_column, caps.details),
                                              (spec.scored_at_column, caps.scored_at))
                   if present]
+        if self.sort_keys.created_column is not None:
+            names.append(self.sort_keys.created_column)
         return ",".join(names)
 
     def _record(self, row: dict[str, Any]) -> ImageRecord:
@@ -391,11 +418,15 @@ class SupabaseStore:
             id=row[spec.id_column], location=row.get(spec.url_column),
             score=row.get(spec.score_column), status=row.get(spec.status_column),
             details=details if isinstance(details, dict) else None,
-            scored_at=row.get(spec.scored_at_column))
+            scored_at=row.get(spec.scored_at_column),
+            created=(row.get(self.sort_keys.created_column)
+                     if self.sort_keys.created_column else None))
 
     def _segment_rows(self, segment: Segment, limit: int) -> list[ImageRecord]:
         score, key = self.spec.score_column, self.spec.id_column
+        created = self.sort_keys.created_column
         beyond = "lt" if segment.descending else "gt"
+        first = score if segment.order == "score" else created
 
         def request() -> Any:
             query = self._table().select(self._record_columns())
@@ -407,22 +438,27 @@ class SupabaseStore:
                 query = query.gte(score, segment.low)
             if segment.high is not None:
                 query = query.lt(score, segment.high)
+            if segment.created is not None and created is not None:
+                query = (query.not_.is_(created, "null") if segment.created
+                         else query.is_(created, "null"))
             if segment.after is not None:
                 after_id = _quote_value(str(segment.after[1]))
-                if segment.by_score:
-                    query = query.or_(f"{score}.{beyond}.{int(segment.after[0] or 0)},"
-                                      f"and({score}.eq.{int(segment.after[0] or 0)},"
-                                      f"{key}.{beyond}.{after_id})")
-                else:
+                if segment.order == "id":
                     query = query.filter(key, beyond, after_id)
-            if segment.by_score:
-                query = query.order(score, desc=segment.descending)
+                else:
+                    value = (str(int(segment.after[0] or 0)) if segment.order == "score"
+                             else _quote_value(str(segment.after[0])))
+                    query = query.or_(f"{first}.{beyond}.{value},"
+                                      f"and({first}.eq.{value},{key}.{beyond}.{after_id})")
+            if segment.order != "id" and first is not None:
+                query = query.order(first, desc=segment.descending)
             return query.order(key, desc=segment.descending).limit(limit).execute()
         return [self._record(row) for row in self._call(request).data or []]
 
     def list_images(self, query: ImageQuery) -> ImagePage:
+        by_created = self.sort_keys.created_column is not None
         rows: list[ImageRecord] = []
-        for segment in page_segments(query):
+        for segment in page_segments(query, by_created):
             # A short answer may be the project's max-rows cap rather than the end of the
             # segment: ask again from the last row until the segment is done or the page full.
             while (wanted := query.limit + 1 - len(rows)) > 0:
@@ -430,9 +466,8 @@ class SupabaseStore:
                 rows.extend(found)
                 if not found or len(found) >= wanted:
                     break
-                last = found[-1]
-                segment = replace(segment, after=(last.score, last.id))
-        return cut_page(rows, query.limit)
+                segment = replace(segment, after=position(found[-1], query.sort, by_created))
+        return cut_page(rows, query, by_created)
 
     def band_counts(self, high_from: int = 70, medium_from: int = 40) -> dict[str, int]:
         score = self.spec.score_column

@@ -17,6 +17,14 @@ and in each of those cases nothing is stored. Accepted images are saved under a 
 (``<32 hex digits>.<format>``) in the uploads folder, a row is added, and its score is written
 before the answer goes out.
 
+What the row records is what ``pixelgrade watch`` and ``backfill`` resolve the same way from
+any working directory and on any machine that has the files: the path relative to the root
+(``uploads/<name>.jpg``; they must be given the same ``--root``), or, with ``uploads_url``
+(``serve --uploads-url https://cdn.example.com/uploads/{path}``), the URL the uploads folder
+is published at, ``{path}`` being the file's path inside that folder. Never a server's absolute
+path: that breaks as soon as the folder is seen from elsewhere (another container's mount,
+a moved folder).
+
 An upload's score is written with the backfill's *guarded* write (``store.write``: only while
 the row has no score), not with the re-score's overwrite. Between the insert and that write,
 ``pixelgrade watch`` (or a backfill) may find the new row and score it first; the row then keeps
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -68,7 +77,8 @@ class Actions:
     gallery: Gallery
     config: ScoringConfig
     uploads: Path
-    #: Relative paths in the URL column are under this folder (None: the working directory).
+    #: Relative paths in the URL column are under this folder (None: the working directory,
+    #: as the gallery reads them).
     root: Path | None
     #: The scoring pool (created on first use by ``pool_factory``).
     pool_factory: Callable[[], Executor]
@@ -76,6 +86,9 @@ class Actions:
 
     #: Uploads read and scored at once (each holds up to ``max_bytes`` in memory); more wait.
     uploads_in_flight: int = 4
+    #: Record uploads as URLs: this template with ``{path}`` replaced by the file's path
+    #: inside ``uploads`` (None: record the path relative to ``root``).
+    uploads_url: str | None = None
 
     def __post_init__(self) -> None:
         self._pool: Executor | None = None
@@ -156,14 +169,37 @@ class Actions:
         return view
 
     def _location(self, path: Path) -> str:
-        """What goes in the URL column: the path relative to the root when it is under it
-        (so the database and its folder can move together), else absolute."""
-        if self.root is not None:
-            try:
-                return path.resolve().relative_to(self.root.resolve()).as_posix()
-            except ValueError:
-                pass
-        return os.fspath(path.resolve())
+        """What goes in the URL column (see the module docstring): the URL made from
+        ``uploads_url``, else the path relative to the root (so that the database and its
+        folder can move together, and other commands given the same --root find it), else,
+        for an uploads folder outside the root (which ``serve`` refuses), the absolute path."""
+        if self.uploads_url is not None:
+            inside = path.resolve().relative_to(self.uploads.resolve()).as_posix()
+            return uploads_url_for(self.uploads_url, inside)
+        root = self.root if self.root is not None else Path.cwd()
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return os.fspath(path.resolve())
+
+
+def uploads_url_for(template: str, path: str) -> str:
+    """``template`` with ``{path}`` replaced by ``path`` (percent-encoded; ``/`` kept)."""
+    return template.replace("{path}", urllib.parse.quote(path, safe="/"))
+
+
+def check_uploads_url(template: str) -> str:
+    """``template`` if it is an http(s) URL with a ``{path}`` outside its host; else a
+    ValueError that says what to pass."""
+    example = "e.g. --uploads-url 'https://cdn.example.com/uploads/{path}'"
+    parts = urllib.parse.urlsplit(template.replace("{path}", "x"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--uploads-url {template!r} is not an http(s) URL: give the address "
+                         f"the uploads folder is published at, {example}")
+    if "{path}" not in template or "{path}" in urllib.parse.urlsplit(template).netloc:
+        raise ValueError(f"--uploads-url {template!r} needs {{path}} (the file's path inside "
+                         f"--uploads) after the host, {example}")
+    return template
 
 
 def _write_new(path: Path, data: bytes) -> None:

@@ -124,7 +124,9 @@ BandParam = Annotated[Literal["all", "high", "medium", "low", "unscored"], Query
     "unscored: no score (skipped, failed or pending).")]
 SortParam = Annotated[Literal["score_desc", "score_asc", "newest"], Query(
     description="score_desc/score_asc: by score, ties by id (same direction), unscored images "
-    "last; newest: by id, highest first.")]
+    "last; newest: by the table's creation-time column (`serve --created-column`, or "
+    "created_at when the table has one), latest first, ties by id, rows without a time last; "
+    "on a table without one, by id, highest first (key order: meaningless for UUID keys).")]
 
 
 @router.get("/images", response_model=ImageList, responses={400: {"model": Problem}})

@@ -6,24 +6,27 @@ renderings of the same :class:`~pixelgrade.gallery.Gallery` calls.
 Authentication: writes (upload, re-score) need ``Authorization: Bearer <token>`` with the
 server's token (``PIXELGRADE_API_TOKEN``); without a token configured they are refused (403).
 Reads are open unless ``protect_reads`` is set; then they need the same token, as a Bearer
-header, or once as ``?token=`` in a page address (which leaves an HttpOnly cookie behind, so
-the pictures of that page load too).
+header, or once as ``?token=`` in a page address or through the sign-in form at ``/sign-in``
+(:mod:`pixelgrade.web.sign_in`), either of which leaves an HttpOnly cookie behind, so the
+pictures of the pages load too. A page refused for want of the token says what is needed and
+holds the sign-in form.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pixelgrade import __version__
 from pixelgrade.backfill.images import ImageScorer, Locator
 from pixelgrade.errors import StoreError
-from pixelgrade.gallery import BAND_LABELS, SORT_LABELS, Gallery, GalleryQueryError
+from pixelgrade.gallery import BAND_LABELS, Gallery, GalleryQueryError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import Bands, ScoringConfig
 from pixelgrade.scoring.explain import FINE_FROM
@@ -40,6 +43,7 @@ from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import GalleryStore
 from pixelgrade.web.actions import ActionError, Actions
 from pixelgrade.web.media import SourceReader, ThumbnailCache
+from pixelgrade.web.refusals import PreviewRefusals, Refusal, sample_refusals
 from pixelgrade.web.wording import formula_parts, limiting_parts, sentence
 
 HERE = Path(__file__).parent
@@ -51,7 +55,8 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 @dataclass(frozen=True)
 class WebSettings:
-    """How ``pixelgrade serve`` runs. Paths default from the database (see ``cli_web``)."""
+    """How ``pixelgrade serve`` runs. Paths default from the database (see
+    ``pixelgrade.cli.serve``)."""
 
     bands: Bands = field(default_factory=Bands)
     #: Limits for scoring and for uploads (``max_bytes`` is the upload cap).
@@ -60,6 +65,8 @@ class WebSettings:
     token: str | None = None
     #: Reads need the token too.
     protect_reads: bool = False
+    #: Where the token comes from, in words, for the pages that ask for it.
+    token_hint: str = f"the {TOKEN_VARIABLE} that pixelgrade serve was started with"
     #: Where uploads are saved.
     uploads: Path = Path("uploads")
     #: Local paths in the URL column must lead inside this folder (None: the working
@@ -76,6 +83,9 @@ class WebSettings:
     allow_private_network: bool = False
     allowed_hosts: frozenset[str] = frozenset()
     page_size: int = 48
+    #: Record uploads as URLs made from this template (``--uploads-url``, ``{path}``: the
+    #: file's path inside ``uploads``); None: as paths relative to ``root``.
+    uploads_url: str | None = None
 
 
 @dataclass
@@ -88,6 +98,8 @@ class WebContext:
     cache: ThumbnailCache
     templates: Jinja2Templates
     thumbnail_pool: Executor
+    #: Hosts whose previews the SSRF guard refused (said once on the gallery).
+    refusals: PreviewRefusals = field(default_factory=PreviewRefusals)
     reader: SourceReader | None = None
 
 
@@ -110,49 +122,73 @@ def require_token(request: Request) -> None:
         raise HTTPException(403, "wrong API token")
 
 
+def http_policy(settings: WebSettings) -> HttpPolicy:
+    """How the gallery fetches the URLs of rows: the upload cap, the guard's opt-ins, and
+    trust in the origins the operator configured (the Storage project, ``--uploads-url``)."""
+    return HttpPolicy(
+        max_bytes=settings.scoring.max_bytes, retries=1, read_timeout=15,
+        allow_private_network=settings.allow_private_network,
+        allowed_hosts=settings.allowed_hosts,
+    ).trusting(settings.storage.project_url if settings.storage else None,
+               settings.uploads_url)
+
+
+def locator(settings: WebSettings) -> Locator:
+    """Where the rows' images are: local paths under the root (the working directory when
+    none is set), URLs, or objects of the Storage bucket."""
+    return Locator(None, settings.root if settings.root is not None else Path.cwd(),
+                   settings.storage)
+
+
+def check_previews(store: GalleryStore, settings: WebSettings) -> list[Refusal]:
+    """The hosts of the gallery's first rows that the SSRF guard refuses (for ``serve`` to
+    say so at start; see :mod:`pixelgrade.web.refusals`). Nothing is downloaded."""
+    return sample_refusals(store, locator(settings), http_policy(settings).guard())
+
+
 def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
-               pool: Executor | None = None) -> FastAPI:
+               pool: Executor | None = None, refused: Iterable[Refusal] = ()) -> FastAPI:
     """The gallery and API for ``store``. ``pool``: a scoring pool to use (else one of
     ``settings.workers`` processes is started on the first upload or re-score and stopped
-    with the app)."""
+    with the app). ``refused``: previews found refused before the start
+    (:func:`check_previews`), shown from the first page on."""
     settings = settings or WebSettings()
     gallery = Gallery(store, settings.bands)
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.globals.update(band_labels=BAND_LABELS, sort_labels=SORT_LABELS,
+    templates.env.globals.update(band_labels=BAND_LABELS, sort_labels=gallery.sort_labels,
                                  version=__version__, bands=settings.bands,
                                  writes_enabled=bool(settings.token), fine_from=FINE_FROM)
     templates.env.filters["filesize"] = _filesize
     templates.env.filters["formula_parts"] = formula_parts
     templates.env.filters["sentence"] = sentence
     templates.env.filters["limiting_parts"] = limiting_parts
-    locator = Locator(None, settings.root if settings.root is not None else Path.cwd(),
-                      settings.storage)
+    # One root for reading rows and for recording uploads, so an upload reads back as stored.
+    where = locator(settings)
+    root = where.root
     own_pool = pool is None
     thumbnail_pool = ThreadPoolExecutor(max(2, os.cpu_count() or 1),
                                         thread_name_prefix="pixelgrade-thumbnail")
     web = WebContext(
         settings=settings, gallery=gallery, templates=templates,
         cache=ThumbnailCache(settings.cache, store.identity()), thumbnail_pool=thumbnail_pool,
+        refusals=PreviewRefusals(refused),
         actions=Actions(
             gallery=gallery, config=settings.scoring, uploads=settings.uploads,
-            root=settings.root,
+            root=root, uploads_url=settings.uploads_url,
             pool_factory=(lambda: scoring_pool(settings.workers)) if pool is None
             else (lambda: pool),
             scorer_factory=lambda executor: ImageScorer(
                 executor, settings.workers, settings.scoring, web.reader.fetcher
-                if web.reader else None, locator),
+                if web.reader else None, where),
             uploads_in_flight=max(2, 2 * settings.workers)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        policy = HttpPolicy(
-            max_bytes=settings.scoring.max_bytes, retries=1, read_timeout=15,
-            allow_private_network=settings.allow_private_network,
-            allowed_hosts=settings.allowed_hosts,
-        ).trusting(settings.storage.project_url if settings.storage else None)
+        policy = http_policy(settings)
         origin = settings.storage.credentials() if settings.storage is not None else {}
         async with HttpFetcher(policy, concurrency=8, origin_headers=origin) as fetcher:
-            web.reader = SourceReader(locator, fetcher, settings.scoring.max_bytes)
+            web.reader = SourceReader(where, fetcher, settings.scoring.max_bytes,
+                                      web.refusals)
             try:
                 yield
             finally:
@@ -168,13 +204,14 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
         "re-score, statistics. Writes need `Authorization: Bearer <PIXELGRADE_API_TOKEN>`.",
         docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.web = web
-    from pixelgrade.web import api, docs, pages
+    from pixelgrade.web import api, docs, pages, sign_in
 
     docs.add_docs(app, "/api/openapi.json", app.title)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(sign_in.router)
     _error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.scoring.max_bytes + MULTIPART_OVERHEAD,
                        paths=("/api/images",))
@@ -294,8 +331,9 @@ class SecurityHeaders:
 
 
 class ReadGuard:
-    """With ``protect_reads``: every request but ``/static`` and the icon needs the token
-    (Bearer header, the cookie, or ``?token=`` on a page, which sets the cookie)."""
+    """With ``protect_reads``: every request but ``/static``, the icon and the sign-in form
+    needs the token (Bearer header, the cookie, or ``?token=`` on a page, which sets the
+    cookie). A page refused is the 401 error page with the sign-in form on it."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
@@ -307,7 +345,7 @@ class ReadGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/static/") or (
-                scope["path"] == "/favicon.ico"):
+                scope["path"] in ("/favicon.ico", "/sign-in")):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -320,22 +358,49 @@ class ReadGuard:
         if self._valid(from_query):
             await self.app(scope, receive, _setting_cookie(send, from_query or ""))
             return
-        detail = ("this gallery is private: open the address `pixelgrade serve` printed (it "
-                  "carries ?token=...), or send 'Authorization: Bearer <token>'")
-        if scope["path"].startswith("/api/"):
-            response: Response = JSONResponse({"detail": detail}, 401,
-                                              headers={"WWW-Authenticate": "Bearer"})
-        else:
-            response = HTMLResponse(f"<!doctype html><title>401</title><p>{detail}</p>", 401)
-        await response(scope, receive, send)
+        await self._refusal(request)(scope, receive, send)
+
+    def _refusal(self, request: Request) -> Response:
+        """401, saying what is needed and how to get it: for a page, the error page with the
+        sign-in form (back to this page once signed in)."""
+        web: WebContext | None = getattr(request.app.state, "web", None)
+        hint = web.settings.token_hint if web else f"the server's {TOKEN_VARIABLE}"
+        if request.url.path.startswith("/api/") or web is None:
+            detail = (f"this gallery is private: send 'Authorization: Bearer <token>' with "
+                      f"{hint}, or sign in at /sign-in in a browser")
+            return JSONResponse({"detail": detail}, 401, headers={"WWW-Authenticate": "Bearer"})
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+        here = request.url.path + (f"?{urlencode(query)}" if query else "")
+        wrong = "token" in request.query_params
+        message = ("this gallery is private: " + (
+            "the token in this address is not the server's; " if wrong else "") +
+            f"this browser needs the API token, {hint}")
+        return web.templates.TemplateResponse(
+            request, "error.html", {"status": 401, "message": message, "sign_in": True,
+                                    "next": safe_next(here), "token_hint": hint,
+                                    "has_token": bool(self.token)},
+            status_code=401)
+
+
+def token_cookie(token: str) -> str:
+    """The Set-Cookie value that signs a browser in (read by :class:`ReadGuard`)."""
+    return f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+
+
+def safe_next(target: str) -> str:
+    """``target`` if it is a path on this server (where to go after signing in), else ``/``:
+    never another site (``//evil.example``, ``https://...``) nor the sign-in form itself."""
+    if (not target.startswith("/") or target.startswith(("//", "/\\"))
+            or target.split("?")[0] == "/sign-in" or any(c in target for c in "\r\n\\")):
+        return "/"
+    return target
 
 
 def _setting_cookie(send: Send, token: str) -> Callable[[Message], Awaitable[None]]:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
             message = {**message, "headers": [*message.get("headers", []),
-                                              (b"set-cookie", cookie.encode())]}
+                                              (b"set-cookie", token_cookie(token).encode())]}
         await send(message)
     return wrapped
 

@@ -33,6 +33,7 @@ from pixelgrade.scoring.sniff import DECODED_FORMATS, sniff
 from pixelgrade.sources.files import read_file
 from pixelgrade.sources.http import HttpFetcher, is_url
 from pixelgrade.stores.base import ImageRecord, Row
+from pixelgrade.web.refusals import PreviewRefusals
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,13 @@ class SourceError(Exception):
 class SourceReader:
     """Bytes of a row's image, from a path, a URL or a Storage bucket (see :class:`Locator`)."""
 
-    def __init__(self, locator: Locator, fetcher: HttpFetcher | None, max_bytes: int) -> None:
+    def __init__(self, locator: Locator, fetcher: HttpFetcher | None, max_bytes: int,
+                 refusals: PreviewRefusals | None = None) -> None:
         self.locator = locator
         self.fetcher = fetcher
         self.max_bytes = max_bytes
+        #: Where the SSRF guard's refusals are recorded (the gallery's notice).
+        self.refusals = refusals
 
     def where(self, record: ImageRecord) -> str:
         """The URL or path the row points at (raises FetchError when it has none)."""
@@ -86,6 +90,8 @@ class SourceReader:
                 return await self.fetcher.fetch(location)
             return await asyncio.to_thread(read_file, location, self.max_bytes)
         except (FetchError, ImageError) as exc:
+            if self.refusals is not None:
+                self.refusals.record_error(exc)
             raise SourceError(str(exc)) from exc
 
     def version(self, record: ImageRecord) -> str:

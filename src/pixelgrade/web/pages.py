@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from pixelgrade.gallery import BAND_LABELS, DEFAULT_PAGE_SIZE, file_name
 from pixelgrade.scoring.sniff import DECODED_FORMATS, sniff
-from pixelgrade.stores.base import BANDS, SORTS
+from pixelgrade.stores.base import BANDS
 from pixelgrade.web import charts
 from pixelgrade.web.app import context
 from pixelgrade.web.favicon import favicon_ico
@@ -31,13 +31,13 @@ async def gallery_page(request: Request, band: str = "all", sort: str = "score_d
     web = context(request)
     limit = web.settings.page_size or DEFAULT_PAGE_SIZE
     page = await asyncio.to_thread(web.gallery.list, band, sort, cursor, limit)
-    values = {"page": page, "band_names": BANDS, "sorts": SORTS}
+    values = {"page": page, "band_names": BANDS, "sorts": web.gallery.sort_choices(page.sort)}
     if fragment:
         return web.templates.TemplateResponse(request, "_cards.html", values)
     counts = await asyncio.to_thread(web.gallery.counts)
     return web.templates.TemplateResponse(request, "gallery.html", {
         **values, "counts": counts, "max_bytes": web.settings.scoring.max_bytes,
-        "continued": cursor is not None})
+        "continued": cursor is not None, "preview_notice": web.refusals.notice()})
 
 
 @router.get("/images/{key}", response_class=HTMLResponse)
