@@ -300,6 +300,26 @@ def test_a_run_the_network_guard_refuses_says_so_and_fails(
     assert len(ids) == 6
 
 
+def test_the_output_uses_one_vocabulary(db_url: str, image_server: ImageServer,
+                                        tmp_path: Path) -> None:
+    """A transient failure is "to retry" in the batch line as in the summary; the store is
+    named as typed (postgresql://, not the driver's postgresql+psycopg://); verify says n/a,
+    not None, for the average of no scores."""
+    tables.pixelgrade_table(db_url, [image_server.url("/flaky.jpg")])
+    typed = db_url.replace("postgresql+psycopg://", "postgresql://")  # as a person types it
+    result = _cli("backfill", "--db", typed, "--workers", "1", "--allow-host", "127.0.0.1",
+                  "--checkpoint", str(tmp_path / "c.json"), "--error-log", str(tmp_path / "e.log"))
+    text = _flat(result.output)
+    assert "Batch 1/1 complete: 0 succeeded, 0 failed, 1 to retry" in text, text
+    assert "0 scored, 0 skipped, 0 failed, 1 to retry" in text
+    assert "+psycopg" not in text
+    if typed.startswith("postgresql"):
+        assert f"PostgreSQL database {typed}" in text
+    verified = _cli("verify", "--db", typed)
+    assert "avg_quality_score n/a (no scores yet)" in _flat(verified.output)
+    assert "None" not in verified.output
+
+
 # -- interrupt and resume -------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 
@@ -218,11 +219,20 @@ def _recorded(params: dict[str, Any], url: str) -> dict[str, Any]:
     for name in RESUMED:
         value = params[name]
         if name == "db":
-            value = without_password(url)
+            value = _portable_database(url)
         elif isinstance(value, Path):
             value = str(value.resolve())
         recorded[name] = value
     return recorded
+
+
+def _portable_database(url: str) -> str:
+    """``url`` without its password, and with a relative SQLite path made absolute."""
+    if url.startswith("sqlite:"):
+        database = sa.make_url(url).database
+        if database and database != ":memory:":
+            return f"sqlite:///{Path(database).resolve()}"
+    return without_password(url)
 
 
 def _with_checkpoint_settings(ctx: typer.Context, params: dict[str, Any], path: Path,
