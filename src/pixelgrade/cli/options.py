@@ -128,6 +128,17 @@ WorkersOpt = Annotated[int | None, option(
 ErrorLogOpt = Annotated[Path, option(
     "--error-log", metavar="FILE", help="Error log (JSON Lines).")]
 JsonOpt = Annotated[bool, option("--json", help="JSON instead of text.")]
+#: The services' logs (``watch``, ``serve``): see :mod:`pixelgrade.service.logs`.
+def _log_format(value: str) -> str:
+    if value.lower() not in ("text", "json"):
+        raise typer.BadParameter(f"{value!r} is not a log format: text or json")
+    return value.lower()
+
+
+LogFormatOpt = Annotated[str, option(
+    "--log-format", metavar="text|json", parser=_log_format,
+    help="Log lines as text, or as JSON Lines (ts, level, event, message and fields; "
+    "passwords and tokens never written).")]
 
 
 def scoring_config(*, high: int, medium: int, max_bytes: int, max_pixels: int,

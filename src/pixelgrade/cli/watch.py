@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pixelgrade.cli.options import (
     DEFAULT_MAX_BYTES,
@@ -21,6 +21,7 @@ from pixelgrade.cli.options import (
     ErrorLogOpt,
     HighOpt,
     IdOpt,
+    LogFormatOpt,
     MaxBytesOpt,
     MaxPixelsOpt,
     MediumOpt,
@@ -40,6 +41,10 @@ from pixelgrade.cli.options import (
 from pixelgrade.cli.output import fail
 from pixelgrade.cli.stores import default_root, open_table, storage_bucket
 from pixelgrade.errors import PixelgradeError
+
+if TYPE_CHECKING:
+    from pixelgrade.stores import Store
+    from pixelgrade.watch import WatchLog, WatchOptions
 
 
 def watch(
@@ -76,7 +81,17 @@ def watch(
     medium: MediumOpt = 40,
     allow_private_network: AllowPrivateNetworkOpt = False,
     allow_host: AllowHostOpt = None,
-    as_json: Annotated[bool, option("--json", help="JSON Lines instead of text.")] = False,
+    log_format: LogFormatOpt = "text",
+    as_json: Annotated[bool, option(
+        "--json", help="The same as --log-format json (its older name).")] = False,
+    metrics_port: Annotated[int | None, option(
+        "--metrics-port", metavar="PORT",
+        help="Serve GET /metrics (Prometheus) and GET /healthz on this port while watching.",
+        min=1, max=65535)] = None,
+    metrics_host: Annotated[str, option(
+        "--metrics-host", metavar="ADDRESS",
+        help="Address for --metrics-port (0.0.0.0: every interface, for a Prometheus on "
+        "another machine).")] = "127.0.0.1",
     quiet: QuietOpt = False,
     verbose: Annotated[bool, option(
         "--verbose", "-v", help="Also what limits each score.")] = False,
@@ -87,14 +102,16 @@ def watch(
     On PostgreSQL, new rows are announced by the trigger that `pixelgrade migrate` installs
     (LISTEN/NOTIFY); on SQLite and Supabase, watch polls every --interval seconds. A sweep at
     start and every --sweep-interval seconds catches rows inserted while it was down, missed
-    notifications and transient failures due for a retry. One line per image (--json: JSON
-    Lines). Ctrl-C or SIGTERM finishes the images in flight and exits with code 0.
+    notifications and transient failures due for a retry. One line per image (--log-format
+    json: JSON Lines). Ctrl-C or SIGTERM finishes the images in flight and exits with code 0.
+    --metrics-port serves /metrics and /healthz while it runs (docs/deploy.md).
 
     Examples:
 
     \b
       pixelgrade watch --db postgresql://app@db/shop
-      pixelgrade watch --db sqlite:///app.db --interval 5 --json >> watch.log
+      pixelgrade watch --db sqlite:///app.db --interval 5 --log-format json >> watch.log
+      pixelgrade watch --db postgresql://app@db/shop --metrics-port 9108
       pixelgrade watch --once    # one sweep, then exit (cron)
     """
     from pixelgrade.watch import WatchLog, WatchOptions
@@ -111,7 +128,31 @@ def watch(
                                    max_pixels=max_pixels, target_mp=target_mp),
             storage=storage_bucket(bucket, public_bucket),
             http=network_policy(max_bytes, allow_private_network, allow_host))
-        run_watch(store, options, WatchLog(sys.stdout, as_json=as_json, quiet=quiet,
-                                           verbose=verbose))
+        log = WatchLog(sys.stdout, as_json=as_json or log_format == "json", quiet=quiet,
+                       verbose=verbose)
+        if metrics_port is None:
+            run_watch(store, options, log)
+        else:
+            _watch_with_metrics(store, options, log, metrics_host, metrics_port)
     except (PixelgradeError, ValueError) as exc:
         raise fail(exc) from exc
+
+
+def _watch_with_metrics(store: Store, options: WatchOptions, log: WatchLog, host: str,
+                        port: int) -> None:
+    """The watch, with /metrics and /healthz served on ``host:port`` until it ends: the same
+    routes as ``serve``'s (:func:`pixelgrade.service.routes.add_service_routes`), on a
+    small app of their own in a uvicorn thread."""
+    from pixelgrade.service.health import HealthCheck
+    from pixelgrade.service.metrics import ServiceMetrics
+    from pixelgrade.service.routes import ServiceServer, metrics_app
+    from pixelgrade.watch import Watcher
+
+    metrics = ServiceMetrics(store=getattr(store, "dialect_name", ""))
+    health = HealthCheck(store)  # type: ignore[arg-type]
+    watcher = Watcher(store, options, log, metrics)
+    health.register("watch", watcher.liveness)
+    with ServiceServer(metrics_app(metrics, health), host, port) as server:
+        log.note("metrics", f"metrics on {server.url}/metrics, health on {server.url}/healthz",
+                 url=server.url)
+        watcher.run()

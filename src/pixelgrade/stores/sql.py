@@ -710,6 +710,26 @@ class SqlStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    # -- service (pixelgrade.service) ----------------------------------------------------
+
+    def ping(self) -> None:
+        """``SELECT 1 FROM <table> LIMIT 0``: raises StoreError when the database cannot be
+        reached (/healthz). Through the table, as SQLite answers a bare ``SELECT 1`` even on
+        a file that was deleted (it opens a new, empty one)."""
+        with self._connect() as conn:
+            conn.execute(sa.select(sa.literal(1)).select_from(self.table).limit(0))
+
+    def created_times(self, ids: Sequence[Any]) -> dict[Any, Any]:
+        """When each of ``ids`` was added (``sort_keys.created_column``, as stored), by id;
+        empty when the table has no such column. One query (watch's insert-to-score time)."""
+        created = self.sort_keys.created_column
+        if created is None or not ids:
+            return {}
+        id_col = self._c(self.spec.id_column)
+        with self._connect() as conn:
+            return {row[0]: row[1] for part in chunks(list(ids), 1000) for row in conn.execute(
+                sa.select(id_col, self._c(created)).where(id_col.in_(part)))}
+
 
 def key_to_json(value: Any) -> Any:
     """A key as JSON: ints stay ints, everything else (UUID, text) becomes a string."""

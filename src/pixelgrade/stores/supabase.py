@@ -562,6 +562,28 @@ class SupabaseStore:
     def close(self) -> None:
         """Nothing to release: the client's HTTP connections close with it."""
 
+    # -- service (pixelgrade.service) ----------------------------------------------------
+
+    def ping(self) -> None:
+        """A request for no rows (``limit=0``): raises StoreError when the REST API cannot
+        be reached (/healthz)."""
+        self._call(lambda: self._table().select(self.spec.id_column).limit(0).execute())
+
+    def created_times(self, ids: Sequence[Any]) -> dict[Any, Any]:
+        """When each of ``ids`` was added (``sort_keys.created_column``), by id; empty when
+        the table has no such column."""
+        created, spec = self.sort_keys.created_column, self.spec
+        if created is None or not ids:
+            return {}
+        found: dict[Any, Any] = {}
+        for part in chunks([str(i) for i in ids], IDS_PER_REQUEST):
+            def request(part: Sequence[str] = part) -> Any:
+                return self._table().select(f"{spec.id_column},{created}").in_(
+                    spec.id_column, list(part)).execute()
+            found.update((row[spec.id_column], row.get(created))
+                         for row in self._call(request).data or [])
+        return found
+
 
 def _key_role(key: str) -> str | None:
     """The ``role`` claim of a JWT-format API key (read, not verified: only to tell the anon

@@ -7,22 +7,25 @@ Text (the default), one line per image with a UTC timestamp::
     2026-05-01T09:30:13+00:00 retry   #1044 https://cdn.ex/b.jpg  timeout: ... (next try in 30 s)
     2026-05-01T09:30:13+00:00 skipped #1045 https://cdn.ex/logo.svg  vector image (SVG)
 
-JSON Lines (``--json``): one object per line with ``time`` and ``event``; an image's line
-also has ``id``, ``url``, ``score``, ``status``, ``kind``, ``message``, ``transient``,
-``attempt``, ``retry_in`` (seconds, transient failures only) and ``via`` (what found the row:
-``notify``, ``poll``, ``sweep`` or ``startup``). Other events (``start``, ``watching``,
+JSON Lines (``--log-format json``; ``--json`` is the same): one object per line with ``ts``
+(UTC, milliseconds), ``level`` (``info``; ``warning`` for failures, retries and hints;
+``error``), ``event`` and ``message`` (:func:`pixelgrade.service.logs.json_line`, which keeps
+passwords and tokens out); an image's line also has ``id``, ``url``, ``score``, ``status``,
+``kind``, ``message`` (the failure or the reason for a skip), ``transient``, ``attempt``,
+``retry_in`` (seconds, transient failures only) and ``via`` (what found the row: ``notify``,
+``poll``, ``sweep`` or ``startup``). Other events (``start``, ``watching``, ``metrics``,
 ``listen_lost``, ``listen_restored``, ``error``, ``stopping``, ``stopped``...) have a
 ``message`` and their own fields.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 from pixelgrade.backfill.checkpoint import now_iso
 from pixelgrade.backfill.images import RowResult
+from pixelgrade.service.logs import LogFormat, json_line, redact
 from pixelgrade.stores.sql import key_to_json
 
 
@@ -32,11 +35,17 @@ class WatchLog:
 
     #: Events ``quiet`` still shows: what needs a person.
     QUIET_EVENTS = frozenset({"error", "hint", "overflow", "stopped", "failed", "retry"})
+    #: The ``level`` of JSON lines by event (any other: ``info``).
+    LEVELS: ClassVar[dict[str, str]] = {
+        "error": "error", "failed": "warning", "retry": "warning", "hint": "warning",
+        "overflow": "warning", "listen_lost": "warning"}
 
     def __init__(self, stream: TextIO | None = None, *, as_json: bool = False,
-                 quiet: bool = False, verbose: bool = False) -> None:
+                 quiet: bool = False, verbose: bool = False,
+                 log_format: LogFormat | None = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
-        self.as_json = as_json
+        #: JSON Lines (``--log-format json``, or its older name ``--json``).
+        self.as_json = as_json or log_format == "json"
         #: Only failures, errors and the stop (``--quiet``).
         self.quiet = quiet
         #: Also what limits each score (``--verbose``, text only: JSON lines hold everything).
@@ -51,13 +60,12 @@ class WatchLog:
             return
         key = key_to_json(result.row.id)
         if self.as_json:
-            self._write({
-                "time": now_iso(), "event": event, "id": key, "url": result.location,
+            self._write(event, failure.message if failure else (
+                (outcome.details or {}).get("reason") if outcome else None), {
+                "id": key, "url": result.location,
                 "score": outcome.score if outcome else None,
                 "status": outcome.status if outcome else None,
                 "kind": failure.kind if failure else None,
-                "message": failure.message if failure else (
-                    (outcome.details or {}).get("reason") if outcome else None),
                 "transient": failure.transient if failure else None,
                 "attempt": attempt if failure else None,
                 "retry_in": retry_in, "via": via,
@@ -84,16 +92,17 @@ class WatchLog:
         if self.quiet and event not in self.QUIET_EVENTS:
             return
         if self.as_json:
-            self._write({"time": now_iso(), "event": event, "message": message, **fields})
+            self._write(event, message, fields)
         else:
             self._line(message)
 
     def _line(self, text: str) -> None:
-        self.stream.write(f"{now_iso()} {text}\n")
+        self.stream.write(f"{now_iso()} {redact(text)}\n")
         self.stream.flush()
 
-    def _write(self, record: dict[str, Any]) -> None:
-        self.stream.write(json.dumps(record, default=str) + "\n")
+    def _write(self, event: str, message: str | None, fields: dict[str, Any]) -> None:
+        self.stream.write(json_line(self.LEVELS.get(event, "info"), event, message, **fields)
+                          + "\n")
         self.stream.flush()
 
 

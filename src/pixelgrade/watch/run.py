@@ -37,6 +37,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ from pixelgrade.backfill.images import (
 )
 from pixelgrade.errors import StoreError
 from pixelgrade.scoring import ScoringConfig
+from pixelgrade.service.counters import Counters, NoCounters
+from pixelgrade.service.metrics import seconds_since
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import NotifyChannel, Outcome, Row, Selection, Store
@@ -66,6 +69,8 @@ QUEUE_LIMIT = 10_000
 LIVE_BATCHES = 4
 #: Longest pause after repeated database errors, seconds.
 ERROR_BACKOFF_MAX = 60.0
+#: Longest wait for the event loop to answer a liveness probe, seconds.
+LIVENESS_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -141,13 +146,20 @@ class _Batches:
     def __init__(self, store: Store, selection: Selection) -> None:
         self.store = store
         self.selection = selection
+        #: The last batch written: its rows' creation times (when the store has them) and
+        #: when the write ended, for the insert-to-score time (:meth:`Watcher._count`).
+        self.created: dict[Any, Any] = {}
+        self.written_at = 0.0
 
     def key(self, item: Row) -> Any:
         return item.id
 
     def write(self, results: Sequence[RowResult]) -> int:
         outcomes: list[Outcome] = [r.outcome for r in results if r.outcome is not None]
-        return self.store.write(self.selection, outcomes)
+        self.created = _created_times(self.store, [outcome.id for outcome in outcomes])
+        written = self.store.write(self.selection, outcomes)
+        self.written_at = time.time()
+        return written
 
     def next_batch(self, after: Any, limit: int) -> list[Row]:
         raise NotImplementedError
@@ -199,11 +211,14 @@ class Watcher:
     ``ready`` is set once the startup sweep is done and new rows are being watched for.
     """
 
-    def __init__(self, store: Store, options: WatchOptions, log: WatchLog | None = None
-                 ) -> None:
+    def __init__(self, store: Store, options: WatchOptions, log: WatchLog | None = None,
+                 counters: Counters | None = None) -> None:
         self.store = store
         self.options = options
         self.log = log or WatchLog()
+        #: Told each image's result, the notified rows waiting, insert-to-score times and
+        #: scoring pools replaced (``watch --metrics-port``: Prometheus).
+        self.counters: Counters = counters or NoCounters()
         self.selection = Selection()
         self.report = WatchReport(store=store.describe())
         self.ready = threading.Event()
@@ -257,6 +272,22 @@ class Watcher:
     def stopping(self) -> bool:
         return self._stop_requests > 0
 
+    def liveness(self) -> str | None:
+        """A liveness probe (``/healthz``, :mod:`pixelgrade.service.health`): None while the
+        watch runs and its event loop answers; else what is wrong. Any thread."""
+        loop = self._loop
+        if loop is None:
+            return "watch is not running (not started yet, or stopped)"
+        if self.stopping:
+            return "stopping: finishing the images in flight"
+        try:
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(LIVENESS_TIMEOUT)
+        except RuntimeError:  # the loop closed meanwhile
+            return "watch is not running (stopped)"
+        except TimeoutError:
+            return f"the watch loop has not answered for {LIVENESS_TIMEOUT:g} s (blocked)"
+        return None
+
     # -- the run -------------------------------------------------------------------------
 
     async def _main(self, install_signal_handlers: bool) -> WatchReport:
@@ -286,7 +317,8 @@ class Watcher:
                 pool = stack.enter_context(make_pool(options.workers))
                 self._scorer = ImageScorer(
                     pool, options.workers, options.scoring, fetcher,
-                    Locator(options.url_template, options.root, options.storage))
+                    Locator(options.url_template, options.root, options.storage),
+                    on_pool_replaced=self.counters.worker_restarted)
                 stack.callback(self._scorer.close)
                 channel = None
                 if options.listen and not options.once:
@@ -402,6 +434,7 @@ class Watcher:
             await self._idle(self.options.window)
         while len(payloads) < self.options.batch_size and not queue.empty():
             payloads.append(queue.get_nowait())
+        self.counters.queue_depth("watch", queue.qsize())
         if queue.empty():
             self._overflowing = False
         return list(dict.fromkeys(payloads))
@@ -411,6 +444,7 @@ class Watcher:
         self.report.notifications += 1
         try:
             self._queue.put_nowait(payload)
+            self.counters.queue_depth("watch", self._queue.qsize())
         except asyncio.QueueFull:
             if not self._overflowing:
                 self._overflowing = True
@@ -507,7 +541,8 @@ class Watcher:
         assert self._scorer is not None
         engine: Engine[Row, RowResult] = Engine(
             collection, self._scorer, self._engine_options,
-            on_batch=lambda done: self._record(done, via), before_write=self._log_failures)
+            on_batch=lambda done: self._record(done, via, collection),
+            before_write=self._log_failures)
         self._engines.add(engine)
         try:
             await engine.run()
@@ -529,7 +564,7 @@ class Watcher:
                 records.append(record)
         self._error_log.append(records)
 
-    def _record(self, done: BatchDone[RowResult], via: str) -> None:
+    def _record(self, done: BatchDone[RowResult], via: str, collection: _Batches) -> None:
         """After a batch is written: counts, retry schedule and a log line per image (its
         error-log records were appended before the write, by :meth:`_log_failures`)."""
         for result in done.results:
@@ -537,6 +572,26 @@ class Watcher:
                                                     transient_failure=result.outcome is None)
             self.log.row(result, via, attempt=attempts, retry_in=retry_in)
         count_batch(self.report, done.results, done.written)
+        self._count(done, collection)
+
+    def _count(self, done: BatchDone[RowResult], collection: _Batches) -> None:
+        """Tell :attr:`counters` each image's result, and the insert-to-score time of the rows
+        written. The guarded write says only how many rows it wrote: when it left some alone
+        (scored by someone else meanwhile), that many of the batch's last outcomes are counted
+        ``not_written``, so the written statuses add up to the rows written."""
+        left_alone = sum(1 for r in done.results if r.outcome is not None) - done.written
+        written_at = datetime.fromtimestamp(collection.written_at, UTC)
+        for result in reversed(done.results):
+            kind = result.failure.kind if result.failure is not None else ""
+            if result.outcome is not None and left_alone > 0:
+                left_alone -= 1
+                self.counters.image_done("watch", "not_written")
+                continue
+            self.counters.image_done("watch", result.kind, kind)  # type: ignore[arg-type]
+            if result.outcome is not None and result.row.id in collection.created:
+                seconds = seconds_since(collection.created[result.row.id], written_at)
+                if seconds is not None:
+                    self.counters.insert_to_score("watch", seconds)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -589,9 +644,23 @@ class Watcher:
 
 
 def watch(store: Store, options: WatchOptions, log: WatchLog | None = None, *,
-          install_signal_handlers: bool = True) -> WatchReport:
+          install_signal_handlers: bool = True, counters: Counters | None = None
+          ) -> WatchReport:
     """Watch ``store`` until stopped (SIGINT/SIGTERM), or for one sweep with ``once``."""
-    return Watcher(store, options, log).run(install_signal_handlers=install_signal_handlers)
+    return Watcher(store, options, log, counters).run(
+        install_signal_handlers=install_signal_handlers)
+
+
+def _created_times(store: Store, ids: list[Any]) -> dict[Any, Any]:
+    """The creation times of ``ids`` when the store has them (``store.created_times``), else
+    nothing; a failure to read them costs only the insert-to-score times of this batch."""
+    read = getattr(store, "created_times", None)
+    if read is None or not ids:
+        return {}
+    try:
+        return dict(read(ids))
+    except StoreError:
+        return {}
 
 
 def _summary(report: WatchReport) -> str:
