@@ -7,7 +7,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 from dotenv import dotenv_values
@@ -25,6 +25,7 @@ from pixelgrade.cli.options import (
     DbOpt,
     HighOpt,
     IdOpt,
+    LogFormatOpt,
     MaxPixelsOpt,
     MediumOpt,
     PublicBucketOpt,
@@ -98,6 +99,7 @@ def serve(
         "--log-level", metavar="LEVEL",
         help="uvicorn's log level (default: warning; info with --verbose "
         "shows every request).")] = None,
+    log_format: LogFormatOpt = "text",
     quiet: QuietOpt = False,
     verbose: Annotated[bool, option(
         "--verbose", "-v", help="Log every request (uvicorn's info level).")] = False,
@@ -122,13 +124,13 @@ def serve(
     """
     import uvicorn
 
+    from pixelgrade.service.logs import json_log_config
     from pixelgrade.web.actions import check_uploads_url
     from pixelgrade.web.app import TOKEN_VARIABLE, WebSettings, check_previews, create_app
     from pixelgrade.web.logs import uvicorn_log_config
     from pixelgrade.web.refusals import PreviewRefusals
 
-    console = Console(highlight=False, soft_wrap=True)
-    notes = Console(highlight=False, soft_wrap=True, quiet=quiet)  # --quiet: the address only
+    console, notes = _consoles(log_format, quiet)
     try:
         bands = Bands(high_from=high, medium_from=medium)
         store = open_store(resolve_database_url(db), dataclasses.replace(
@@ -172,10 +174,13 @@ def serve(
     # A token of the user's own is printed only to a terminal (as Jupyter does), never into a
     # file or pipe the output may be going to; the sign-in form takes it from there.
     signing_address = f"{address}?token={escape(quote(token, safe=''))}"
-    terminal = _is_terminal()
+    terminal = _is_terminal() and log_format == "text"  # JSON: for a journal, never a token
     console.print(f"Open [bold]{signing_address}[/]" if made_up or terminal
                   else f"Open [bold]{address}[/]")
-    if made_up:
+    if made_up and log_format == "json":
+        console.print(f"Uploads and re-scores need a token: the one made up for this run is "
+                      f"not written to JSON logs; set {TOKEN_VARIABLE} to choose one.")
+    elif made_up:
         console.print(f"Uploads and re-scores need the token in that address (made up for "
                       f"this run; set {TOKEN_VARIABLE} to choose it).")
     elif terminal:
@@ -198,7 +203,18 @@ def serve(
         console.print("[yellow]Listening on every network interface.[/]")
     uvicorn.run(app, host=host, port=port,
                 log_level=log_level or ("info" if verbose else "warning"),
-                log_config=uvicorn_log_config())
+                log_config=json_log_config() if log_format == "json" else uvicorn_log_config())
+
+
+def _consoles(log_format: str, quiet: bool) -> tuple[Any, Any]:
+    """Where serve's start-up lines go: the lines that always show, and the notes (--quiet:
+    the address only); with --log-format json, JSON lines (:mod:`pixelgrade.service.logs`)."""
+    if log_format == "json":
+        from pixelgrade.service.logs import JsonConsole
+
+        return JsonConsole(event="start"), JsonConsole(quiet=quiet)
+    return (Console(highlight=False, soft_wrap=True),
+            Console(highlight=False, soft_wrap=True, quiet=quiet))
 
 
 def _is_terminal() -> bool:

@@ -72,10 +72,10 @@ class _Pending:
 
 @dataclass
 class HealthCheck:
-    """The database (``store``, anything with ``ping()``; None: not checked) and the
-    registered liveness probes, each within ``timeout`` seconds."""
+    """The database (``store``, anything with ``ping()``; None, or a store without one: not
+    checked) and the registered liveness probes, each within ``timeout`` seconds."""
 
-    store: Pingable | None = None
+    store: Pingable | Any = None
     timeout: float = TIMEOUT
     _probes: dict[str, Probe] = field(default_factory=dict)
     _pending: dict[str, _Pending] = field(default_factory=dict)
@@ -95,7 +95,7 @@ class HealthCheck:
         started = time.monotonic()
         with self._lock:
             probes: dict[str, Probe] = {}
-            if self.store is not None:
+            if callable(getattr(self.store, "ping", None)):  # a store without: not checked
                 probes["database"] = self._ping
             probes.update(self._probes)
             futures = {name: self._start(name, probe) for name, probe in probes.items()}

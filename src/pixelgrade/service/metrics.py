@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -35,8 +35,9 @@ from prometheus_client import (
 from pixelgrade import __version__
 from pixelgrade.service.counters import Path, Status
 
-#: The ``Content-Type`` of :meth:`ServiceMetrics.render` (text format 0.0.4).
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: The ``Content-Type`` of :meth:`ServiceMetrics.render`: the text format 0.0.4, which every
+#: Prometheus reads (``generate_latest`` writes it; the series names need no escaping).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 #: Insert-to-score buckets, seconds: a row announced by LISTEN and scored at once takes
 #: 0.05-1 s; polled rows wait up to ``--interval`` (2 s by default); rows found by a sweep

@@ -38,6 +38,9 @@ from pixelgrade.gallery import BAND_LABELS, Gallery, GalleryQueryError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import Bands, ScoringConfig
 from pixelgrade.scoring.explain import FINE_FROM
+from pixelgrade.service.health import HealthCheck
+from pixelgrade.service.metrics import ServiceMetrics
+from pixelgrade.service.routes import SERVICE_PATHS, add_service_routes
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import GalleryStore
@@ -147,11 +150,15 @@ def check_previews(store: GalleryStore, settings: WebSettings) -> list[Refusal]:
 
 
 def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
-               pool: Executor | None = None, refused: Iterable[Refusal] = ()) -> FastAPI:
+               pool: Executor | None = None, refused: Iterable[Refusal] = (),
+               metrics: ServiceMetrics | None = None, health: HealthCheck | None = None
+               ) -> FastAPI:
     """The gallery and API for ``store``. ``pool``: a scoring pool to use (else one of
     ``settings.workers`` processes is started on the first upload or re-score and stopped
     with the app). ``refused``: previews found refused before the start
-    (:func:`check_previews`), shown from the first page on."""
+    (:func:`check_previews`), shown from the first page on. ``metrics``, ``health``: what
+    ``/metrics`` and ``/healthz`` answer (:mod:`pixelgrade.service`; else new ones for
+    ``store``), open without the token."""
     settings = settings or WebSettings()
     gallery = Gallery(store, settings.bands)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -212,6 +219,8 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(sign_in.router)
+    add_service_routes(app, metrics or ServiceMetrics(getattr(store, "dialect_name", "")),
+                       health or HealthCheck(store))
     _error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.scoring.max_bytes + MULTIPART_OVERHEAD,
                        paths=("/api/images",))
@@ -331,9 +340,10 @@ class SecurityHeaders:
 
 
 class ReadGuard:
-    """With ``protect_reads``: every request but ``/static``, the icon and the sign-in form
-    needs the token (Bearer header, the cookie, or ``?token=`` on a page, which sets the
-    cookie). A page refused is the 401 error page with the sign-in form on it."""
+    """With ``protect_reads``: every request but ``/static``, the icon, the sign-in form,
+    ``/metrics`` and ``/healthz`` needs the token (Bearer header, the cookie, or ``?token=``
+    on a page, which sets the cookie). A page refused is the 401 error page with the sign-in
+    form on it."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
@@ -345,7 +355,7 @@ class ReadGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/static/") or (
-                scope["path"] in ("/favicon.ico", "/sign-in")):
+                scope["path"] in ("/favicon.ico", "/sign-in", *SERVICE_PATHS)):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
