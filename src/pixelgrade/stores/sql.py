@@ -715,7 +715,12 @@ class SqlStore:
     def ping(self) -> None:
         """``SELECT 1 FROM <table> LIMIT 0``: raises StoreError when the database cannot be
         reached (/healthz). Through the table, as SQLite answers a bare ``SELECT 1`` even on
-        a file that was deleted (it opens a new, empty one)."""
+        a new, empty file; and a SQLite file deleted under an open connection still answers
+        it, so its path is looked at too."""
+        path = self.url.database or ""
+        if self.dialect_name == "sqlite" and path not in ("", ":memory:") and not (
+                os.path.isfile(path)):
+            raise StoreError(f"SQLite database {path} is gone (deleted or moved)")
         with self._connect() as conn:
             conn.execute(sa.select(sa.literal(1)).select_from(self.table).limit(0))
 
