@@ -175,8 +175,8 @@ def serve(
     # file or pipe the output may be going to; the sign-in form takes it from there.
     signing_address = f"{address}?token={escape(quote(token, safe=''))}"
     terminal = _is_terminal() and log_format == "text"  # JSON: for a journal, never a token
-    console.print(f"Open [bold]{signing_address}[/]" if made_up or terminal
-                  else f"Open [bold]{address}[/]")
+    console.print(f"Open [bold]{signing_address}[/]" if (
+        made_up and log_format == "text") or terminal else f"Open [bold]{address}[/]")
     if made_up and log_format == "json":
         console.print(f"Uploads and re-scores need a token: the one made up for this run is "
                       f"not written to JSON logs; set {TOKEN_VARIABLE} to choose one.")
