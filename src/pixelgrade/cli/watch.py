@@ -110,7 +110,7 @@ def watch(
 
     \b
       pixelgrade watch --db postgresql://app@db/shop
-      pixelgrade watch --db sqlite:///app.db --interval 5 --log-format json >> watch.log
+      pixelgrade watch --db sqlite:///app.db --log-format json >> watch.log
       pixelgrade watch --db postgresql://app@db/shop --metrics-port 9108
       pixelgrade watch --once    # one sweep, then exit (cron)
     """
