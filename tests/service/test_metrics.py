@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -125,3 +126,22 @@ def test_creation_times_as_stores_return_them() -> None:
                          now) == 3
     assert seconds_since("yesterday", now) is None
     assert seconds_since(None, now) is None and seconds_since(17, now) is None
+
+
+def test_a_scoring_process_that_dies_is_counted(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from pixelgrade import samples as photos
+    from pixelgrade.backfill.images import ImageScorer
+    from tests.backfill.crashy import score_path_or_die
+
+    monkeypatch.setattr(ImageScorer, "score_path_function", staticmethod(score_path_or_die))
+    good = photos.encode(photos.load_photo("coffee.png"), "JPEG", quality=90)
+    for name in ("a.jpg", "crash.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(good)
+    url = f"sqlite:///{tmp_path / 'library.db'}"
+    tables.pixelgrade_table(url, ["a.jpg", "crash.jpg", "b.jpg"])
+    metrics = ServiceMetrics(store="sqlite")
+    _watch_once(url, tmp_path, metrics)
+    found = samples(metrics.render().decode())
+    assert images(found) == {("scored", ""): 2, ("failed", "worker_crash"): 1}
+    assert value(found, "pixelgrade_worker_restarts_total") >= 1

@@ -149,7 +149,7 @@ def _watch_with_metrics(store: Store, options: WatchOptions, log: WatchLog, host
     from pixelgrade.watch import Watcher
 
     metrics = ServiceMetrics(store=getattr(store, "dialect_name", ""))
-    health = HealthCheck(store)  # type: ignore[arg-type]
+    health = HealthCheck(store)
     watcher = Watcher(store, options, log, metrics)
     health.register("watch", watcher.liveness)
     with ServiceServer(metrics_app(metrics, health), host, port) as server:

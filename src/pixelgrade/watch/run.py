@@ -406,6 +406,7 @@ class Watcher:
     async def _notified(self) -> None:
         """Read and score the notified rows, a batch at a time (up to ``LIVE_BATCHES`` at
         once)."""
+        self.counters.queue_depth("watch", self._queue.qsize())
         while True:
             payloads = await self._next_payloads()
             if payloads is None:
