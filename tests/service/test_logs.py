@@ -95,3 +95,11 @@ def test_serve_logs_json_without_the_token(captured: dict[str, Any], tmp_path: P
     config = captured["log_config"]
     assert config["formatters"]["json"]["()"] is JsonFormatter
     assert config["loggers"]["uvicorn.access"]["handlers"] == ["access"]
+
+
+def test_uvicorns_own_lines_are_server_events() -> None:
+    started = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1,
+                                "Uvicorn running on %s", ("http://127.0.0.1:8000",), None)
+    record = json.loads(JsonFormatter().format(started))
+    assert (record["event"], record["message"]) == (
+        "server", "Uvicorn running on http://127.0.0.1:8000")

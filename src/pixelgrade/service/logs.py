@@ -60,11 +60,12 @@ def json_line(level: str, event: str, message: str | None, **fields: Any) -> str
 class JsonFormatter(logging.Formatter):
     """Formats :mod:`logging` records (uvicorn's, for ``serve``) as :func:`json_line`:
     ``event`` is ``request`` for an access-log line (with ``client``, ``method``, ``path``,
-    ``status``), else the logger's name."""
+    ``status``), ``server`` for uvicorn's own lines (started, stopping...), else the logger's
+    name."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = {"logger": record.name}
-        event = record.name
+        event = "server" if record.name in ("uvicorn", "uvicorn.error") else record.name
         if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(
                 record.args) == 5:
             client, method, path, _version, status = record.args
