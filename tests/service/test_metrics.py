@@ -145,3 +145,49 @@ def test_a_scoring_process_that_dies_is_counted(tmp_path: Path,
     found = samples(metrics.render().decode())
     assert images(found) == {("scored", ""): 2, ("failed", "worker_crash"): 1}
     assert value(found, "pixelgrade_worker_restarts_total") >= 1
+
+
+class Recording:
+    """A Counters that keeps every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def image_done(self, *args: Any) -> None:
+        self.calls.append(("image_done", args))
+
+    def queue_depth(self, *args: Any) -> None:
+        self.calls.append(("queue_depth", args))
+
+    def insert_to_score(self, *args: Any) -> None:
+        self.calls.append(("insert_to_score", args))
+
+    def worker_restarted(self) -> None:
+        self.calls.append(("worker_restarted", ()))
+
+
+def test_the_notified_queue_depth(pg_url: str, image_server: ImageServer,
+                                  tmp_path: Path) -> None:
+    """On PostgreSQL with the trigger: each notified id raises the depth, reading them brings
+    it back to zero; every row is told once, with its insert-to-score time."""
+    from tests.watch.conftest import done, insert, running, wait_for
+
+    tables.pixelgrade_table(pg_url, [])
+    recording = Recording()
+    store = open_store(pg_url)
+    try:
+        with running(store, tmp_path) as watch:
+            watch.watcher.counters = recording  # before any row: the scorer is not told
+            assert watch.watcher.report.mode == "listen"
+            ids = insert(pg_url, 1, [image_server.url("/good.jpg")] * 5)
+            wait_for(lambda: done(pg_url, ids), "the five rows")
+            wait_for(lambda: sum(1 for name, _ in recording.calls if name == "image_done") == 5,
+                     "five results told")
+    finally:
+        store.close()
+    depths = [args[1] for name, args in recording.calls if name == "queue_depth"]
+    assert max(depths) >= 1 and depths[-1] == 0, depths
+    assert [args for name, args in recording.calls if name == "image_done"] == [
+        ("watch", "scored", "")] * 5
+    latencies = [args[1] for name, args in recording.calls if name == "insert_to_score"]
+    assert len(latencies) == 5 and all(0 <= s < 30 for s in latencies), latencies

@@ -85,7 +85,9 @@ def test_watch_serves_metrics_and_health_while_it_runs(pg_url: str, image_server
     assert images(found) == {("scored", ""): 2, ("failed", "http_404"): 1}
     assert sorted(str(r["quality_status"]) for r in rows.values()) == ["failed", "scored",
                                                                         "scored"]
-    assert value(found, "pixelgrade_queue_depth", path="watch") == 0  # two were notified
+    assert [r["mode"] for r in map(json.loads, lines) if r["event"] == "watching"] == ["listen"]
+    assert ("pixelgrade_queue_depth", frozenset({("path", "watch")})) in found
+    assert value(found, "pixelgrade_queue_depth", path="watch") == 0  # both read by now
     assert value(found, "pixelgrade_info", version=_version(), store="postgresql") == 1
     # Logs: every line a JSON object with ts, level, event and message; no password at all.
     records = [json.loads(line) for line in lines]
