@@ -187,8 +187,12 @@ class ImageScorer:
     def __init__(self, pool: Executor, workers: int, config: ScoringConfig,
                  fetcher: HttpFetcher | None, locator: Locator, *,
                  pace: Callable[[], Awaitable[object]] | None = None,
-                 score_timeout: float | None = SCORE_TIMEOUT) -> None:
+                 score_timeout: float | None = SCORE_TIMEOUT,
+                 on_pool_replaced: Callable[[], object] | None = None) -> None:
         self.pool = pool
+        #: Called each time a broken (or hung) pool is replaced: the service's
+        #: worker-restarts counter.
+        self._on_pool_replaced = on_pool_replaced
         #: Longest wait for one image's score, queueing in the pool included (None: no limit).
         self.score_timeout = score_timeout
         #: Awaited before a local file is read (``--rate``); URLs are paced by the fetcher.
@@ -262,6 +266,8 @@ class ImageScorer:
         if self.pool is pool:  # the first image to notice replaces the pool for everyone
             self.pool = scoring_pool(self.workers)
             self._replacements.append(self.pool)
+            if self._on_pool_replaced is not None:
+                self._on_pool_replaced()
         async with self._isolation:
             solo = scoring_pool(1)
             try:
