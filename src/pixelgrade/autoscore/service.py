@@ -30,15 +30,17 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from pixelgrade.backfill.checkpoint import now_iso
-from pixelgrade.backfill.errorlog import ErrorLog
-from pixelgrade.backfill.images import ImageScorer, RowResult
-from pixelgrade.errors import StoreError
+from pixelgrade.backfill.errorlog import ErrorLog, ErrorRecord
+from pixelgrade.backfill.images import ImageScorer, Locator, RowResult
+from pixelgrade.errors import ScoringTimeoutError, StoreError, WorkerCrashError
 from pixelgrade.scoring import ScoringConfig
 from pixelgrade.service.counters import Counters, NoCounters, Path
+from pixelgrade.sources.http import HttpFetcher
 from pixelgrade.stores.base import Row, Selection, Store
 from pixelgrade.stores.sql import key_to_json
 
@@ -139,6 +141,20 @@ class ScoreService:
         self._attempts: Counter[str] = Counter()
         self._stopping = False
 
+    @classmethod
+    def create(cls, store: Store, pool: Executor, workers: int, config: ScoringConfig,
+               fetcher: HttpFetcher | None, locator: Locator, *,
+               counters: Counters | None = None, **options: Any) -> ScoreService:
+        """A service with an :class:`ImageScorer` of its own over ``pool`` (``workers``
+        processes), whose replaced pools it counts and shuts down when closed. ``options``:
+        those of the constructor."""
+        counters = counters if counters is not None else NoCounters()
+        scorer = ImageScorer(pool, workers, config, fetcher, locator,
+                             on_pool_replaced=counters.worker_restarted)
+        service = cls(store, scorer, counters=counters, **options)
+        service._owns_scorer = True
+        return service
+
     # -- running ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -165,6 +181,8 @@ class ScoreService:
         self._queued.clear()
         self._depths.clear()
         self._queue = None
+        if self._owns_scorer:
+            await asyncio.to_thread(self.scorer.close)  # the pools that replaced broken ones
 
     async def __aenter__(self) -> ScoreService:
         await self.start()
@@ -265,27 +283,45 @@ class ScoreService:
 
     # -- rows and bytes brought by the caller (uploads, re-scores) -------------------------
 
-    async def score_row(self, row: Row, path: Path, *, overwrite: bool = False) -> Done:
+    async def score_row(self, row: Row, path: Path, *, overwrite: bool = False,
+                        raise_errors: bool = False) -> Done:
         """Score ``row`` now (not through the queue) and write the result: guarded, or,
-        with ``overwrite`` (a re-score), whatever the row holds."""
+        with ``overwrite`` (a re-score), whatever the row holds. ``raise_errors``: a
+        database error on the write raises (else the row is left ``retry_later``)."""
         result = await self.scorer(row)
-        return (await self.finish([result], [path], overwrite=overwrite))[0]
+        return (await self.finish([result], [path], overwrite=overwrite,
+                                  raise_errors=raise_errors))[0]
 
-    async def score_data(self, data: bytes, config: ScoringConfig | None = None
-                         ) -> dict[str, Any]:
-        """Score image bytes in the scoring processes, surviving a process that dies on them
-        (the pool is replaced; raises :class:`~pixelgrade.errors.WorkerCrashError`, or its
-        subclass :class:`~pixelgrade.errors.ScoringTimeoutError` for a hang). Returns the
-        report as a dict (``status``, ``score``, ``reason``...)."""
+    async def score_data(self, data: bytes, path: Path = "upload") -> dict[str, Any]:
+        """Score image bytes in the scoring processes, surviving a process that dies on them:
+        the pool is replaced, and :class:`~pixelgrade.errors.WorkerCrashError` (or its
+        subclass :class:`~pixelgrade.errors.ScoringTimeoutError`, for a hang) is raised,
+        after the error log and the counters have recorded it. Returns the report as a dict
+        (``status``, ``score``, ``reason``...)."""
         scorer = self.scorer
-        if config is not None and config != scorer.config:
-            raise ValueError("score_data scores with the service's scoring settings")
-        # The ImageScorer's crash-safe call (the backfill's): pool replaced, image isolated.
-        return await scorer._in_pool(scorer.score_data_function, data)
+        try:
+            # The ImageScorer's crash-safe call (the backfill's): pool replaced, image alone.
+            return await scorer._in_pool(scorer.score_data_function, data)
+        except WorkerCrashError as exc:
+            kind = "scoring_timeout" if isinstance(exc, ScoringTimeoutError) else "worker_crash"
+            self.refused(path, kind, str(exc), url=f"({path}: {len(data):,} bytes)")
+            raise
+
+    def refused(self, path: Path, kind: str, message: str, *, url: str | None = None) -> None:
+        """Record an image that failed before it had a row (an upload refused): an error-log
+        line without an id, and a ``failed`` image in the counters."""
+        self.counters.image_done(path, "failed", kind)
+        if self.error_log is not None:
+            try:
+                self.error_log.append([ErrorRecord(id=None, url=url, kind=kind,
+                                                   message=message, transient=False,
+                                                   attempt=1, time=now_iso())])
+            except Exception as exc:
+                log.error("cannot append to the error log: %s", exc)
 
     async def finish(self, results: Sequence[RowResult], paths: Sequence[Path],
                      inserted_at: Sequence[float | None] | None = None, *,
-                     overwrite: bool = False) -> list[Done]:
+                     overwrite: bool = False, raise_errors: bool = False) -> list[Done]:
         """Log, write and count ``results`` (one path per result): the one write path.
 
         Failures go to the error log first (so a kill after the write cannot lose a failed
@@ -294,7 +330,7 @@ class ScoreService:
         whether it was written."""
         inserted = list(inserted_at) if inserted_at is not None else [None] * len(results)
         self._log_failures(results)
-        written = await self._write(results, overwrite)
+        written = await self._write(results, overwrite, raise_errors)
         now = time.time()
         done = []
         for result, path, was_written, at in zip(results, paths, written, inserted,
@@ -324,8 +360,8 @@ class ScoreService:
         except Exception as exc:  # a full disk must not stop the scores being written
             log.error("cannot append to the error log: %s", exc)
 
-    async def _write(self, results: Sequence[RowResult], overwrite: bool
-                     ) -> list[bool | None]:
+    async def _write(self, results: Sequence[RowResult], overwrite: bool,
+                     raise_errors: bool) -> list[bool | None]:
         """Per result: True written, False left alone by the guard, None nothing to write
         (a transient failure) or the write failed (logged)."""
         def write_all() -> list[bool | None]:
@@ -335,12 +371,12 @@ class ScoreService:
                 if outcome is None:
                     written.append(None)
                     continue
-                written.append(self._write_one(outcome, overwrite))
+                written.append(self._write_one(outcome, overwrite, raise_errors))
             return written
 
         return await asyncio.to_thread(write_all)
 
-    def _write_one(self, outcome: Any, overwrite: bool) -> bool | None:
+    def _write_one(self, outcome: Any, overwrite: bool, raise_errors: bool) -> bool | None:
         for pause in (*WRITE_RETRIES, None):
             try:
                 if overwrite:
@@ -349,6 +385,8 @@ class ScoreService:
                 return self.store.write(self.selection, [outcome]) == 1
             except StoreError as exc:
                 if pause is None or not exc.transient:
+                    if raise_errors:
+                        raise
                     log.warning("cannot write the result of row %s: %s (it keeps no score "
                                 "and is tried again by the next sweep)", _name(outcome.id),
                                 exc)
