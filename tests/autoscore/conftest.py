@@ -17,10 +17,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tests.backfill.conftest import image_server
 from tests.stores import tables
 from tests.supabase.conftest import fresh_supabase, supabase_stack
 
-__all__ = ["fresh_supabase", "supabase_stack"]
+__all__ = ["fresh_supabase", "image_server", "supabase_stack"]
 
 HTTP_REQUEST_STANDIN = """
 CREATE SCHEMA IF NOT EXISTS supabase_functions;

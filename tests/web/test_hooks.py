@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from pixelgrade.backfill.images import ImageScorer
 from pixelgrade.stores.base import Outcome, Selection
 from pixelgrade.web import create_app
+from tests.autoscore.counting import Recorded
 from tests.autoscore.crashing import CRASH_MARK, score_data_or_die
 from tests.backfill.conftest import jpeg, png
 from tests.backfill.crashy import score_path_or_die
@@ -33,28 +34,6 @@ from tests.web.conftest import AUTH, Library, settings_for
 SECRET = "whsec-test-0123456789abcdef"
 HOOK = "/api/hooks/supabase"
 SIGNED = {"Authorization": f"Bearer {SECRET}"}
-
-
-class Recorded:
-    """A Counters that remembers every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def image_done(self, path: str, status: str, kind: str = "") -> None:
-        self.calls.append(("image_done", path, status, kind))
-
-    def queue_depth(self, path: str, depth: int) -> None:
-        self.calls.append(("queue_depth", path, depth))
-
-    def insert_to_score(self, path: str, seconds: float) -> None:
-        self.calls.append(("insert_to_score", path, seconds))
-
-    def worker_restarted(self) -> None:
-        self.calls.append(("worker_restarted",))
-
-    def named(self, name: str) -> list[tuple[Any, ...]]:
-        return [call for call in self.calls if call[0] == name]
 
 
 def payload(kind: str, record: dict[str, Any] | None, old: dict[str, Any] | None = None,

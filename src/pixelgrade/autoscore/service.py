@@ -48,8 +48,9 @@ log = logging.getLogger("pixelgrade.autoscore")
 
 #: Keys waiting to be scored, at most (``submit`` raises :class:`ServiceBusy` beyond).
 QUEUE_SIZE = 1000
-#: Worker tasks: batches read, scored and written at the same time.
-WORKERS = 4
+#: Worker tasks: batches read, scored and written at the same time (not scoring processes:
+#: those are the ImageScorer's pool).
+TASKS = 4
 #: Keys a worker takes from the queue together (one ``fetch_rows`` for all of them).
 BATCH_SIZE = 16
 #: What a full queue asks callers to wait before trying again, seconds.
@@ -121,16 +122,16 @@ class ScoreService:
 
     def __init__(self, store: Store, scorer: ImageScorer, *, error_log: ErrorLog | None = None,
                  counters: Counters | None = None, queue_size: int = QUEUE_SIZE,
-                 workers: int = WORKERS, batch_size: int = BATCH_SIZE,
+                 tasks: int = TASKS, batch_size: int = BATCH_SIZE,
                  retry_after: int = RETRY_AFTER) -> None:
-        if queue_size < 1 or workers < 1 or batch_size < 1:
-            raise ValueError("queue_size, workers and batch_size must be at least 1")
+        if queue_size < 1 or tasks < 1 or batch_size < 1:
+            raise ValueError("queue_size, tasks and batch_size must be at least 1")
         self.store = store
         self.scorer = scorer
         self.error_log = error_log
         self.counters: Counters = counters if counters is not None else NoCounters()
         self.queue_size = queue_size
-        self.workers = workers
+        self.tasks = tasks
         self.batch_size = batch_size
         self.retry_after = retry_after
         self.selection = Selection()
@@ -164,7 +165,7 @@ class ScoreService:
         self._queue = asyncio.Queue(self.queue_size)
         self._stopping = False
         self._tasks = [asyncio.create_task(self._work(), name=f"pixelgrade-autoscore-{n}")
-                       for n in range(self.workers)]
+                       for n in range(self.tasks)]
 
     async def aclose(self) -> None:
         """Stop: rows still queued or in flight are abandoned (they keep no score, and the
