@@ -28,6 +28,7 @@ CREATE SCHEMA IF NOT EXISTS supabase_functions;
 CREATE TABLE IF NOT EXISTS supabase_functions.sent (
     n bigserial PRIMARY KEY, url text, method text, headers jsonb, params jsonb,
     timeout_ms integer, payload jsonb);
+TRUNCATE supabase_functions.sent;
 CREATE OR REPLACE FUNCTION supabase_functions.http_request() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
