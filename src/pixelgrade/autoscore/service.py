@@ -158,10 +158,17 @@ class ScoreService:
 
     # -- running ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Start the worker tasks (in the running event loop)."""
+    async def start(self, *, warm: bool = True) -> None:
+        """Start the worker tasks (in the running event loop). ``warm``: start the scoring
+        processes first, as ``watch`` does, so the first rows do not wait for them (a second
+        or two on a cold machine: the whole tail of the insert-to-score latency otherwise)."""
         if self._tasks:
             return
+        if warm:
+            loop = asyncio.get_running_loop()
+            pool = self.scorer.pool
+            await asyncio.gather(*(loop.run_in_executor(pool, abs, 0)
+                                   for _ in range(self.scorer.workers)))
         self._queue = asyncio.Queue(self.queue_size)
         self._stopping = False
         self._tasks = [asyncio.create_task(self._work(), name=f"pixelgrade-autoscore-{n}")
