@@ -50,6 +50,7 @@ bench: $(VENV)/.installed-bench
 	$(PY) bench/writes.py
 	$(PY) bench/profile_backfill.py
 	$(PY) bench/gallery.py
+	$(PY) bench/autoscore.py
 
 # docs/screenshots/*.png: the gallery in Debian's headless Chromium (apt-installed if missing).
 screenshots: $(VENV)/.installed-test

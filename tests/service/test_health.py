@@ -136,7 +136,7 @@ def test_a_hung_database_answers_503_quickly_and_checks_do_not_pile_up(
 def test_probes_say_what_is_wrong() -> None:
     health = HealthCheck(timeout=0.5)
     health.register("scorer", lambda: None)
-    assert healthz(health) == (200, healthz(health)[1])
+    assert healthz(health)[0] == 200
     health.register("scorer", lambda: "the scoring processes are gone")
     health.register("stuck", lambda: time.sleep(5))  # type: ignore[arg-type, func-returns-value]
     health.register("broken", lambda: 1 / 0)  # type: ignore[arg-type]
@@ -168,18 +168,29 @@ def test_the_watchers_liveness(tmp_path: Path) -> None:
 
 
 def test_serve_answers_health_and_metrics_without_the_token(tmp_path: Path) -> None:
+    """/healthz and /metrics need no token, even with --protect-reads; the scoring service's
+    workers are checked while the app runs, and its re-scores are counted."""
     url = f"sqlite:///{tmp_path / 'library.db'}"
-    tables.pixelgrade_table(url, ["a.jpg"])
+    tables.pixelgrade_table(url, ["gone.jpg"])
     store = open_store(url)
     settings = WebSettings(token="t0ken", protect_reads=True, root=tmp_path,
                            uploads=tmp_path / "uploads", cache=tmp_path / "cache")
+    app = create_app(store, settings)
     try:
-        with TestClient(create_app(store, settings)) as client:
+        with TestClient(app) as client:
             assert client.get("/api/counts").status_code == 401  # reads are guarded
             health = client.get("/healthz")
+            rescored = client.post("/api/images/1/rescore",
+                                   headers={"Authorization": "Bearer t0ken"})
             metrics = client.get("/metrics")
+        after = app.state.health.check()  # the app stopped: its scoring service too
     finally:
         store.close()
-    assert health.status_code == 200 and health.json()["checks"] == {"database": "ok"}
+    assert health.status_code == 200
+    assert health.json()["checks"] == {"database": "ok", "scoring": "ok"}
+    assert rescored.status_code == 200, rescored.text
     assert metrics.status_code == 200
     assert 'pixelgrade_info{store="sqlite"' in metrics.text
+    assert 'pixelgrade_images_total{kind="not_found",path="rescore",status="failed"} 1.0' in (
+        metrics.text), metrics.text
+    assert after.checks == {"database": None}

@@ -22,8 +22,10 @@ from pixelgrade.cli.output import fail
 from pixelgrade.cli.stores import table_spec
 from pixelgrade.errors import PixelgradeError
 from pixelgrade.stores import SUPABASE, SqlStore, open_store, resolve_database_url
+from pixelgrade.stores.base import TableSpec
 from pixelgrade.stores.schema import create_table_statements, supabase_migration_statements
 from pixelgrade.stores.supabase_sql import function_sql
+from pixelgrade.stores.supabase_webhook import webhook_statements
 
 CONCURRENT_INDEX = "CREATE INDEX CONCURRENTLY"
 
@@ -73,6 +75,11 @@ def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id
             supabase: Annotated[bool, option(
                 "--supabase", help="Also the SQL functions that make a Supabase project fast "
                 "(bulk guarded writes, statistics over REST).")] = False,
+            webhook_url: Annotated[str | None, option(
+                "--webhook-url", metavar="URL",
+                help="With --supabase --sql: also a Database Webhook trigger that calls "
+                "`pixelgrade hook` at URL for each new row (or new URL), with the secret "
+                "PIXELGRADE_WEBHOOK_SECRET.")] = None,
             quiet: QuietOpt = False, verbose: VerboseOpt = False, config: ConfigOpt = None,
             ) -> None:
     """Add pixelgrade's columns and index to an existing images table (idempotent).
@@ -91,18 +98,26 @@ def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id
       pixelgrade migrate --db postgresql://app@db/shop --sql > 016_quality.sql
       pixelgrade migrate --db sqlite:///app.db --table photos --url-column src
       pixelgrade migrate --supabase --sql    # paste into Supabase's SQL editor
+      PIXELGRADE_WEBHOOK_SECRET=... pixelgrade migrate --supabase --sql \\
+          --webhook-url https://pixelgrade.example.com/api/hooks/supabase
     """
     console = make_console(stderr=True)
     try:
         spec = table_spec(table, id_column, url_column, score_column)
         url = resolve_database_url(db)
+        supabase_sql = url == SUPABASE or (supabase and sql)
+        webhook = _webhook_statements(spec, webhook_url, supabase_sql)
     except PixelgradeError as exc:
         raise fail(exc) from exc
-    if url == SUPABASE or (supabase and sql):
+    if supabase_sql:
         # No direct connection: print everything, idempotent, for the SQL editor (a Supabase
         # project always gets the functions, with or without --supabase).
-        _print_supabase_sql(console, [*supabase_migration_statements(spec), *function_sql(spec)],
-                            sql or quiet)
+        _print_supabase_sql(console, [*supabase_migration_statements(spec), *function_sql(spec),
+                                      *webhook], sql or quiet)
+        if webhook and not quiet:
+            console.print("The last statement holds your PIXELGRADE_WEBHOOK_SECRET: paste it "
+                          "into the SQL editor; do not save it in a file that is shared or "
+                          "committed.")
         return
     try:
         store = SqlStore(url, spec, inspect=False)
@@ -122,6 +137,25 @@ def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id
             console.print(f"Table {table} in {store.describe_database()} is ready.")
     except PixelgradeError as exc:
         raise fail(exc) from exc
+
+
+def _webhook_statements(spec: TableSpec, webhook_url: str | None, supabase_sql: bool
+                        ) -> list[str]:
+    """The webhook trigger for ``--webhook-url`` (none without it)."""
+    if webhook_url is None:
+        return []
+    if not supabase_sql:
+        raise PixelgradeError("--webhook-url prints a Database Webhook trigger for Supabase's "
+                              "SQL editor: use it with --supabase --sql")
+    from pixelgrade.web.hooks import SECRET_VARIABLE, secret_from_environment
+
+    secret = secret_from_environment()
+    if not secret:
+        raise PixelgradeError(f"--webhook-url needs the webhook's secret: set {SECRET_VARIABLE}"
+                              " (environment or ./.env) to the value pixelgrade hook is started"
+                              " with, e.g. python3 -c 'import secrets; "
+                              "print(secrets.token_urlsafe(32))'")
+    return webhook_statements(spec, webhook_url, secret)
 
 
 def _transactional(statements: list[str]) -> list[str]:

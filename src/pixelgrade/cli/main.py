@@ -11,6 +11,7 @@ from pixelgrade import __version__
 from pixelgrade.cli.backfill import backfill
 from pixelgrade.cli.config import config_command
 from pixelgrade.cli.database import init, migrate
+from pixelgrade.cli.hook import hook
 from pixelgrade.cli.options import option
 from pixelgrade.cli.output import console
 from pixelgrade.cli.score import score
@@ -92,6 +93,7 @@ app.command()(backfill)
 app.command()(watch)
 app.command("verify")(verify_command)
 app.command()(serve)
+app.command()(hook)
 app.command()(score)
 app.command("config")(config_command)
 

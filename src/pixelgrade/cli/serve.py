@@ -23,6 +23,7 @@ from pixelgrade.cli.options import (
     BucketOpt,
     ConfigOpt,
     DbOpt,
+    ErrorLogOpt,
     HighOpt,
     IdOpt,
     LogFormatOpt,
@@ -92,6 +93,7 @@ def serve(
     target_mp: TargetOpt = DEFAULT_TARGET_MEGAPIXELS,
     allow_private_network: AllowPrivateNetworkOpt = False,
     allow_host: AllowHostOpt = None,
+    error_log: ErrorLogOpt = Path("serve-errors.log"),
     protect_reads: Annotated[bool, option(
         "--protect-reads", help="Pages and API reads need the token too (else only writes "
         "do).")] = False,
@@ -127,6 +129,7 @@ def serve(
     from pixelgrade.service.logs import json_log_config
     from pixelgrade.web.actions import check_uploads_url
     from pixelgrade.web.app import TOKEN_VARIABLE, WebSettings, check_previews, create_app
+    from pixelgrade.web.hooks import HOOK_PATH, secret_from_environment
     from pixelgrade.web.logs import uvicorn_log_config
     from pixelgrade.web.refusals import PreviewRefusals
 
@@ -153,12 +156,16 @@ def serve(
             storage=storage_bucket(bucket, public_bucket), workers=workers,
             allow_private_network=allow_private_network,
             allowed_hosts=frozenset(allow_host or ()), uploads_url=uploads_url,
+            webhook_secret=secret_from_environment(), error_log=error_log,
             token_hint=("the one pixelgrade serve made up for this run and printed in the "
                         "address to open" if made_up else f"the {TOKEN_VARIABLE} that "
                         "pixelgrade serve was started with (environment or ./.env)"))
         if uploads_url is None:  # else uploads are read back from where they are published
             _check_uploads_inside_root(settings.uploads, settings.root or Path.cwd())
         refused = check_previews(store, settings)
+        from pixelgrade.backfill.errorlog import ErrorLog
+
+        ErrorLog(error_log, example="serve-errors.log")  # an unwritable path fails now
     except (PixelgradeError, ValueError) as exc:
         raise fail(exc) from exc
     caps = store.capabilities
@@ -195,6 +202,9 @@ def serve(
     notes.print(f"API: {address}api/docs · uploads saved in {settings.uploads} · "
                 "Ctrl-C to stop")
     _print_uploads(notes, settings, sqlite_folder_root)
+    if settings.webhook_secret:
+        notes.print(f"Supabase Database Webhook: POST {address.rstrip('/')}{HOOK_PATH} "
+                    "(PIXELGRADE_WEBHOOK_SECRET is set).")
     _print_newest(notes, store)
     notice = PreviewRefusals(refused).notice()
     if notice:

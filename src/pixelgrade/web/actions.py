@@ -1,9 +1,12 @@
 """The gallery's two writes: add an uploaded image (scored on arrival) and re-score one.
 
-Scoring runs in the scoring process pool (:func:`pixelgrade.pool.scoring_pool`), awaited from
-the event loop, so the server keeps answering other requests meanwhile. A re-score reads the
-bytes from wherever the row points, exactly as the backfill does (it uses the backfill's
-:class:`~pixelgrade.backfill.images.ImageScorer`), and overwrites whatever the row held.
+Both go through the app's :class:`~pixelgrade.autoscore.ScoreService`, the one that the
+webhook and ``watch``-like scoring use: scoring runs in the scoring processes, awaited from the
+event loop (the server keeps answering meanwhile), and survives a decoder that kills its
+process: the pool is replaced and the image is recorded with kind ``worker_crash`` (an upload is
+then refused with 422, a re-scored row is written ``failed``). Failures are appended to the
+error log and everything is counted, as for the webhook. A re-score reads the bytes from
+wherever the row points, exactly as the backfill does, and overwrites whatever the row held.
 
 Uploads are judged by their bytes, never by their name or Content-Type:
 
@@ -36,19 +39,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pixelgrade.backfill.images import DETAIL_KEYS, ImageScorer, score_data
+from pixelgrade.autoscore import ScoreService
+from pixelgrade.backfill.images import row_result
+from pixelgrade.errors import WorkerCrashError
 from pixelgrade.gallery import Gallery, ImageView
 from pixelgrade.scoring import ScoringConfig
 from pixelgrade.scoring.sniff import DECODED_FORMATS, sniff
-from pixelgrade.stores.base import Outcome, Row, Selection
+from pixelgrade.stores.base import Row
 
 #: File name extension per decoded format.
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tif",
@@ -80,19 +84,16 @@ class Actions:
     #: Relative paths in the URL column are under this folder (None: the working directory,
     #: as the gallery reads them).
     root: Path | None
-    #: The scoring pool (created on first use by ``pool_factory``).
-    pool_factory: Callable[[], Executor]
-    scorer_factory: Callable[[Executor], ImageScorer]
 
     #: Uploads read and scored at once (each holds up to ``max_bytes`` in memory); more wait.
     uploads_in_flight: int = 4
     #: Record uploads as URLs: this template with ``{path}`` replaced by the file's path
     #: inside ``uploads`` (None: record the path relative to ``root``).
     uploads_url: str | None = None
+    #: What scores and writes (set by the app while it runs).
+    service: ScoreService | None = None
 
     def __post_init__(self) -> None:
-        self._pool: Executor | None = None
-        self._scorer: ImageScorer | None = None
         self._upload_slots: asyncio.Semaphore | None = None
 
     @property
@@ -104,16 +105,11 @@ class Actions:
         return self._upload_slots
 
     @property
-    def pool(self) -> Executor:
-        if self._pool is None:
-            self._pool = self.pool_factory()
-        return self._pool
-
-    @property
-    def scorer(self) -> ImageScorer:
-        if self._scorer is None:
-            self._scorer = self.scorer_factory(self.pool)
-        return self._scorer
+    def scoring(self) -> ScoreService:
+        if self.service is None:
+            raise ActionError(503, "the scoring service is not running (the server is "
+                                   "starting or stopping); try again in a moment")
+        return self.service
 
     async def upload(self, data: bytes) -> Uploaded:
         """Check, score, store and record one uploaded file (see the module docstring)."""
@@ -124,27 +120,31 @@ class Actions:
         if found.kind != "raster" or found.format not in DECODED_FORMATS:
             formats = ", ".join(EXTENSIONS[f].upper() for f in DECODED_FORMATS)
             raise ActionError(415, f"{found.description}: upload a raster image ({formats})")
-        loop = asyncio.get_running_loop()
-        report: dict[str, Any] = await loop.run_in_executor(
-            self.pool, score_data, data, self.config)
+        service = self.scoring
+        try:
+            report: dict[str, Any] = await service.score_data(data, "upload")
+        except WorkerCrashError as exc:  # recorded (error log, counters); the pool replaced
+            raise ActionError(422, f"the image cannot be scored: {exc}") from exc
         if report["status"] != "scored":
+            service.refused("upload", report.get("kind", "decode"), report["reason"],
+                            url=f"(upload: {len(data):,} bytes)")
             raise ActionError(422, f"the image cannot be scored: {report['reason']}")
         name = f"{uuid.uuid4().hex}.{EXTENSIONS[str(found.format)]}"
         path = self.uploads / name
         await asyncio.to_thread(_write_new, path, data)
+        location = self._location(path)
         try:
-            key = await asyncio.to_thread(self.gallery.store.insert_image, self._location(path))
-            details = {k: report[k] for k in DETAIL_KEYS if k in report}
+            key = await asyncio.to_thread(self.gallery.store.insert_image, location)
+            inserted = time.time()
             # Guarded, like the backfill's: a row scored meanwhile (by `pixelgrade watch`)
             # keeps its first score instead of being written twice.
-            written = await asyncio.to_thread(
-                self.gallery.store.write, Selection(),
-                [Outcome(key, "scored", report["score"], details)])
+            done = (await service.finish([row_result(Row(key, location), location, report)],
+                                         ["upload"], [inserted], raise_errors=True))[0]
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         note = None
-        if not written:
+        if done.status == "not_written":
             note = ("this image was scored by another process (e.g. `pixelgrade watch`) "
                     "before the upload wrote its score; that first result is kept (re-score "
                     "the image to replace it)")
@@ -155,11 +155,11 @@ class Actions:
         record = await asyncio.to_thread(self.gallery.get_record, key)
         if record is None:
             raise ActionError(404, f"no image with id {key}")
-        result = await self.scorer(Row(record.id, record.location))
-        if result.outcome is None:  # a transient failure: nothing was written
-            message = result.failure.message if result.failure else "try again later"
-            raise ActionError(503, f"the image could not be read this time: {message}")
-        await asyncio.to_thread(self.gallery.store.set_result, result.outcome)
+        done = await self.scoring.score_row(Row(record.id, record.location), "rescore",
+                                            overwrite=True, raise_errors=True)
+        if done.status == "retry_later":  # a transient failure: nothing was written
+            raise ActionError(503, "the image could not be read this time: "
+                                   f"{done.message or 'try again later'}")
         return await self._view(record.id)
 
     async def _view(self, key: Any) -> ImageView:

@@ -32,12 +32,14 @@ from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixelgrade import __version__
-from pixelgrade.backfill.images import ImageScorer, Locator
+from pixelgrade.autoscore.service import QUEUE_SIZE
+from pixelgrade.backfill.images import Locator
 from pixelgrade.errors import StoreError
 from pixelgrade.gallery import BAND_LABELS, Gallery, GalleryQueryError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import Bands, ScoringConfig
 from pixelgrade.scoring.explain import FINE_FROM
+from pixelgrade.service.counters import Counters
 from pixelgrade.service.health import HealthCheck
 from pixelgrade.service.metrics import ServiceMetrics
 from pixelgrade.service.routes import SERVICE_PATHS, add_service_routes
@@ -45,6 +47,7 @@ from pixelgrade.sources.http import HttpFetcher, HttpPolicy
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import GalleryStore
 from pixelgrade.web.actions import ActionError, Actions
+from pixelgrade.web.hooks import HOOK_PATH
 from pixelgrade.web.media import SourceReader, ThumbnailCache
 from pixelgrade.web.refusals import PreviewRefusals, Refusal, sample_refusals
 from pixelgrade.web.wording import formula_parts, limiting_parts, sentence
@@ -89,6 +92,12 @@ class WebSettings:
     #: Record uploads as URLs made from this template (``--uploads-url``, ``{path}``: the
     #: file's path inside ``uploads``); None: as paths relative to ``root``.
     uploads_url: str | None = None
+    #: ``PIXELGRADE_WEBHOOK_SECRET`` for ``POST /api/hooks/supabase`` (None: it answers 503).
+    webhook_secret: str | None = field(default=None, repr=False)
+    #: Where scoring failures are appended (JSON Lines, as ``watch``'s); None: nowhere.
+    error_log: Path | None = None
+    #: Rows the webhook and ``/api/images/{id}/score`` queue, at most (then 503).
+    queue_size: int = QUEUE_SIZE
 
 
 @dataclass
@@ -151,14 +160,19 @@ def check_previews(store: GalleryStore, settings: WebSettings) -> list[Refusal]:
 
 def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
                pool: Executor | None = None, refused: Iterable[Refusal] = (),
-               metrics: ServiceMetrics | None = None, health: HealthCheck | None = None
-               ) -> FastAPI:
+               counters: Counters | None = None, metrics: ServiceMetrics | None = None,
+               health: HealthCheck | None = None) -> FastAPI:
     """The gallery and API for ``store``. ``pool``: a scoring pool to use (else one of
-    ``settings.workers`` processes is started on the first upload or re-score and stopped
+    ``settings.workers`` processes, whose processes start with the first image scored, stopped
     with the app). ``refused``: previews found refused before the start
     (:func:`check_previews`), shown from the first page on. ``metrics``, ``health``: what
     ``/metrics`` and ``/healthz`` answer (:mod:`pixelgrade.service`; else new ones for
-    ``store``), open without the token."""
+    ``store``), open without the token. ``counters``: what scoring reports to (uploads,
+    re-scores, the webhook; default: ``metrics``)."""
+    from pixelgrade.web import hooks
+    metrics = metrics or ServiceMetrics(getattr(store, "dialect_name", ""))
+    health = health or HealthCheck(store)
+    counters = counters or metrics
     settings = settings or WebSettings()
     gallery = Gallery(store, settings.bands)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -182,27 +196,34 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
         actions=Actions(
             gallery=gallery, config=settings.scoring, uploads=settings.uploads,
             root=root, uploads_url=settings.uploads_url,
-            pool_factory=(lambda: scoring_pool(settings.workers)) if pool is None
-            else (lambda: pool),
-            scorer_factory=lambda executor: ImageScorer(
-                executor, settings.workers, settings.scoring, web.reader.fetcher
-                if web.reader else None, where),
             uploads_in_flight=max(2, 2 * settings.workers)))
+    hook_state = hooks.HookContext(store, settings.webhook_secret)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         policy = http_policy(settings)
         origin = settings.storage.credentials() if settings.storage is not None else {}
+        executor = pool or scoring_pool(settings.workers)  # processes start on first use
         async with HttpFetcher(policy, concurrency=8, origin_headers=origin) as fetcher:
             web.reader = SourceReader(where, fetcher, settings.scoring.max_bytes,
                                       web.refusals)
             try:
-                yield
+                async with hooks.service_running(
+                        store, executor, settings.workers, settings.scoring, fetcher, where,
+                        error_log=settings.error_log, counters=counters,
+                        queue_size=settings.queue_size, example="serve-errors.log"
+                        ) as service:
+                    web.actions.service = hook_state.service = service
+                    health.register("scoring", lambda: None if service.alive else
+                                    "the scoring service's workers are not running")
+                    yield
             finally:
+                health.unregister("scoring")
+                web.actions.service = hook_state.service = None
                 web.reader = None
                 thumbnail_pool.shutdown(wait=False, cancel_futures=True)
-                if own_pool and web.actions._pool is not None:
-                    web.actions._pool.shutdown(wait=True, cancel_futures=True)
+                if own_pool:
+                    executor.shutdown(wait=True, cancel_futures=True)
 
     app = FastAPI(
         title="pixelgrade", version=__version__, lifespan=lifespan,
@@ -211,16 +232,18 @@ def create_app(store: GalleryStore, settings: WebSettings | None = None, *,
         "re-score, statistics. Writes need `Authorization: Bearer <PIXELGRADE_API_TOKEN>`.",
         docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.web = web
+    app.state.hooks = hook_state
     from pixelgrade.web import api, docs, pages, sign_in
 
     docs.add_docs(app, "/api/openapi.json", app.title)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     app.include_router(api.router)
+    app.include_router(hooks.router)
+    app.include_router(hooks.score_router(require_token))
     app.include_router(pages.router)
     app.include_router(sign_in.router)
-    add_service_routes(app, metrics or ServiceMetrics(getattr(store, "dialect_name", "")),
-                       health or HealthCheck(store))
+    add_service_routes(app, metrics, health)
     _error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.scoring.max_bytes + MULTIPART_OVERHEAD,
                        paths=("/api/images",))
@@ -355,7 +378,8 @@ class ReadGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/static/") or (
-                scope["path"] in ("/favicon.ico", "/sign-in", *SERVICE_PATHS)):
+                scope["path"] in ("/favicon.ico", "/sign-in", HOOK_PATH, *SERVICE_PATHS)):
+            # the webhook has its own secret; /metrics and /healthz hold none
             await self.app(scope, receive, send)
             return
         request = Request(scope)
