@@ -103,3 +103,26 @@ def test_uvicorns_own_lines_are_server_events() -> None:
     record = json.loads(JsonFormatter().format(started))
     assert (record["event"], record["message"]) == (
         "server", "Uvicorn running on http://127.0.0.1:8000")
+
+
+def test_every_image_line_has_a_message(image_server: Any, tmp_path: Path) -> None:
+    from pixelgrade.stores import open_store
+    from pixelgrade.watch import Watcher
+    from tests.watch.conftest import options
+
+    url = f"sqlite:///{tmp_path / 'library.db'}"
+    pixelgrade_table(url, [image_server.url(p) for p in ("/good.jpg", "/vector.svg",
+                                                         "/gone.jpg", "/error.jpg")])
+    stream = io.StringIO()
+    store = open_store(url)
+    try:
+        Watcher(store, options(tmp_path, once=True), WatchLog(stream, log_format="json")).run(
+            install_signal_handlers=False)
+    finally:
+        store.close()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    by_event = {r["event"]: r for r in lines if "id" in r and "via" in r}
+    assert set(by_event) == {"scored", "skipped", "failed", "retry"}
+    assert all(isinstance(r["message"], str) and r["message"] for r in by_event.values())
+    assert [by_event[e]["level"] for e in ("scored", "skipped", "failed", "retry")] == [
+        "info", "info", "warning", "warning"]

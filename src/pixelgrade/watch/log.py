@@ -10,12 +10,12 @@ Text (the default), one line per image with a UTC timestamp::
 JSON Lines (``--log-format json``; ``--json`` is the same): one object per line with ``ts``
 (UTC, milliseconds), ``level`` (``info``; ``warning`` for failures, retries and hints;
 ``error``), ``event`` and ``message`` (:func:`pixelgrade.service.logs.json_line`, which keeps
-passwords and tokens out); an image's line also has ``id``, ``url``, ``score``, ``status``,
-``kind``, ``message`` (the failure or the reason for a skip), ``transient``, ``attempt``,
-``retry_in`` (seconds, transient failures only) and ``via`` (what found the row: ``notify``,
-``poll``, ``sweep`` or ``startup``). Other events (``start``, ``watching``, ``metrics``,
-``listen_lost``, ``listen_restored``, ``error``, ``stopping``, ``stopped``...) have a
-``message`` and their own fields.
+passwords and tokens out); an image's line has as ``message`` the failure, the reason for a
+skip or the score's summary, and also ``id``, ``url``, ``score``, ``status``, ``kind``,
+``transient``, ``attempt``, ``retry_in`` (seconds, transient failures only) and ``via`` (what
+found the row: ``notify``, ``poll``, ``sweep`` or ``startup``). Other events (``start``,
+``watching``, ``metrics``, ``listen_lost``, ``listen_restored``, ``error``, ``stopping``,
+``stopped``...) have a ``message`` and their own fields.
 """
 
 from __future__ import annotations
@@ -60,8 +60,7 @@ class WatchLog:
             return
         key = key_to_json(result.row.id)
         if self.as_json:
-            self._write(event, failure.message if failure else (
-                (outcome.details or {}).get("reason") if outcome else None), {
+            self._write(event, failure.message if failure else _message(outcome), {
                 "id": key, "url": result.location,
                 "score": outcome.score if outcome else None,
                 "status": outcome.status if outcome else None,
@@ -104,6 +103,17 @@ class WatchLog:
         self.stream.write(json_line(self.LEVELS.get(event, "info"), event, message, **fields)
                           + "\n")
         self.stream.flush()
+
+
+def _message(outcome: Any) -> str | None:
+    """An image line's ``message`` without a failure: why it was skipped, or what its score
+    says (the summary), else the score itself."""
+    if outcome is None:
+        return None
+    details = outcome.details or {}
+    if outcome.status == "scored":
+        return details.get("summary") or f"score {outcome.score}"
+    return details.get("reason")
 
 
 def _seconds(value: float) -> str:
