@@ -139,7 +139,7 @@ class Actions:
             # keeps its first score instead of being written twice.
             written = await asyncio.to_thread(
                 self.gallery.store.write, Selection(),
-                [Outcome(key, "scored", report["score"], details)])
+                [Outcome(key, "scored", report["score"], details, source=self._location(path))])
         except BaseException:
             path.unlink(missing_ok=True)
             raise
