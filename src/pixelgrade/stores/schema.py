@@ -137,7 +137,8 @@ def reopen_statements(dialect: Dialect, spec: TableSpec) -> list[str]:
     The rule: an UPDATE that changes the URL column (``IS DISTINCT FROM``: NULL to a value
     counts) and does not itself write a result (score, status and details all unchanged by
     it) clears ``quality_score``, ``quality_status``, ``quality_details`` and
-    ``quality_scored_at``, and keeps the URL the row had in ``quality_source``. The row is
+    ``quality_scored_at``, and keeps the URL the row had in ``quality_source`` (``''`` when it
+    had none, so that a URL filled in later differs from it too). The row is
     then to do for ``backfill`` and ``watch``, and its URL differs from its source, which is
     how ``watch``'s polls find it (:func:`source_index_statement`). An UPDATE that sets the
     URL and a score together is the application scoring the new picture itself: its score is
@@ -170,7 +171,7 @@ def reopen_statements(dialect: Dialect, spec: TableSpec) -> list[str]:
             "AS $$\n"
             "BEGIN\n"
             f"{assignments}"
-            f"    NEW.{q['source']} := OLD.{q['url']};\n"
+            f"    NEW.{q['source']} := coalesce(OLD.{q['url']}, '');\n"
             "    RETURN NEW;\n"
             "END\n"
             "$$",
@@ -187,7 +188,7 @@ def reopen_statements(dialect: Dialect, spec: TableSpec) -> list[str]:
     trigger = prep.quote(reopen_trigger_name(spec, dialect.name))
     bare = prep.quote(spec.name)
     sets = ", ".join([*(f"{column} = NULL" for column in cleared),
-                      f"{q['source']} = OLD.{q['url']}"])
+                      f"{q['source']} = coalesce(OLD.{q['url']}, '')"])
     return [
         f"DROP TRIGGER IF EXISTS {schema}{trigger}",
         f"CREATE TRIGGER {schema}{trigger}\n"
