@@ -15,11 +15,17 @@ from typer.testing import CliRunner
 
 from pixelgrade.backfill.images import count_batch, failed_result, row_result
 from pixelgrade.cli import app
-from pixelgrade.stores import SqlStore
+from pixelgrade.stores import SqlStore, SupabaseStore
 from pixelgrade.stores.base import Outcome, Row, Selection
 from pixelgrade.watch import WatchReport
 from tests.stores import tables
+from tests.supabase.conftest import CLIENT_NOISE, fresh_supabase, supabase_stack  # noqa: F401
+from tests.supabase.helpers import execute as supabase_execute
+from tests.supabase.helpers import make_table, migration_sql
+from tests.supabase.helpers import rows as supabase_rows
+from tests.supabase.stack import SupabaseStack
 
+pytestmark = CLIENT_NOISE
 runner = CliRunner()
 RESULT_COLUMNS = ("quality_score", "quality_status", "quality_details", "quality_scored_at")
 
@@ -260,3 +266,57 @@ def test_a_poll_for_reopened_rows_reads_the_partial_index(db_url: str, rows: int
         assert "ix_images_quality_score" not in plan and "Seq Scan" not in plan, plan
     finally:
         store.close()
+
+
+# -- Supabase (the real PostgREST stack of tests/supabase) ----------------------------------
+
+
+@pytest.mark.parametrize("functions", [True, False], ids=["rpc", "patch"])
+def test_supabase_url_change_and_url_checked_writes(
+        fresh_supabase: SupabaseStack, functions: bool) -> None:  # noqa: F811
+    """The migration SQL's trigger re-opens the row; both write modes refuse a score for the
+    old URL; re-opened rows are read through ``pixelgrade_reopened_rows`` (without the
+    functions, none are found: the sweeps still find the row)."""
+    stack = fresh_supabase
+    make_table(stack, ["a.jpg", "b.jpg"], functions=functions, migrate=not functions)
+    store = SupabaseStore(stack.url, stack.service_key)
+    assert store.source_tracked
+    assert store.write_mode == ("rpc" if functions else "patch")
+    assert store.reopened_function is functions
+    assert store.write(Selection(), [Outcome(1, "scored", 90, None, source="a.jpg"),
+                                     Outcome(2, "scored", 91, None, source="b.jpg")]) == 2
+    assert supabase_rows(stack)[1]["quality_source"] == "a.jpg"
+    supabase_execute(stack, "UPDATE images SET url = 'a2.jpg' WHERE id = 1")
+    row = supabase_rows(stack)[1]
+    assert (row["quality_score"], row["quality_status"], row["quality_source"]) == (
+        None, None, "a.jpg")
+    assert store.fetch_reopened(Selection(), None, 10) == ([Row(1, "a2.jpg")] if functions
+                                                           else [])
+    assert store.fetch_reopened(Selection(), 1, 10) == []
+    assert store.write(Selection(), [Outcome(1, "scored", 10, None, source="a.jpg")]) == 0
+    assert supabase_rows(stack)[1]["quality_score"] is None
+    assert not store.set_result(Outcome(2, "scored", 11, None, source="old.jpg"))
+    assert store.set_result(Outcome(2, "scored", 12, None, source="b.jpg"))
+    assert store.write(Selection(), [Outcome(1, "scored", 13, None, source="a2.jpg")]) == 1
+    found = supabase_rows(stack)
+    assert (found[1]["quality_score"], found[1]["quality_source"]) == (13, "a2.jpg")
+    assert found[2]["quality_score"] == 12
+    assert store.fetch_reopened(Selection(), None, 10) == []
+
+
+def test_supabase_an_older_write_function_is_not_used(fresh_supabase: SupabaseStack  # noqa: F811
+                                                      ) -> None:
+    """A project whose ``pixelgrade_write_scores`` predates the URL check (three arguments)
+    writes row by row (PATCH, URL-checked) until the SQL is pasted again."""
+    stack = fresh_supabase
+    make_table(stack, ["a.jpg"], functions=True)
+    supabase_execute(stack, 'DROP FUNCTION public."pixelgrade_write_scores"'
+                            "(jsonb, boolean, text, boolean)")
+    supabase_execute(stack, "CREATE FUNCTION public.pixelgrade_write_scores(results jsonb, "
+                            "retry_failed boolean DEFAULT false, rescore_version text "
+                            "DEFAULT NULL) RETURNS integer LANGUAGE sql AS $$ SELECT 0 $$")
+    stack.reload_schema()
+    assert SupabaseStore(stack.url, stack.service_key).write_mode == "patch"
+    supabase_execute(stack, migration_sql())
+    stack.reload_schema()
+    assert SupabaseStore(stack.url, stack.service_key).write_mode == "rpc"

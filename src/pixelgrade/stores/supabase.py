@@ -294,11 +294,16 @@ class SupabaseStore:
         the selection and the keyset as filters on its result); empty without the function."""
         if not self.reopened_function:
             return []
-        spec = self.spec
+        spec, caps = self.spec, self.capabilities
+        # PostgREST filters a function's rows only on the columns it selects: those the
+        # selection's filter names come along (cleared, on these rows: a few bytes).
+        names = [spec.id_column, spec.url_column, spec.score_column,
+                 *(name for name, present in ((spec.status_column, caps.status),
+                                              (spec.details_column, caps.details)) if present)]
 
         def request() -> Any:
             query = self._filtered(self.client.rpc(REOPENED_FUNCTION, {}, get=True).select(
-                f"{spec.id_column},{spec.url_column}"), selection)
+                ",".join(names)), selection)
             if after is not None:
                 query = query.gt(spec.id_column, after)
             return query.order(spec.id_column).limit(limit).execute()
