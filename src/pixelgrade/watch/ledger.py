@@ -135,6 +135,7 @@ class Ledger:
             keys = [key for key, holder in self._owners.items() if holder is owner]
             for key in keys:
                 del self._owners[key]
+                self._announced.discard(key)  # still to do: any later read finds it
             return len(keys)
 
     def in_flight(self) -> int:
