@@ -19,8 +19,8 @@ How new rows are found:
   A score computed for the old URL is refused by the URL-checked write (``Outcome.source``)
   and counted as written by someone else; a notification that arrives while its row is in
   flight is kept and the row read again once its result is in (:mod:`pixelgrade.watch.
-  ledger`). A URL changed back to the one last scored, before the re-score, equals its
-  source again: the row is to do but only the next sweep finds it.
+  ledger`). Without the source column (a table ``migrate`` has not brought up to date),
+  re-opened rows below the highest key seen are left to the sweeps.
 * **Sweeps**, in every case: one at start (rows inserted while ``watch`` was down), then one
   every ``sweep_interval`` seconds and one whenever the LISTEN connection comes back (missed
   notifications, transient failures due for their retry). A sweep is the backfill's keyset walk
