@@ -207,6 +207,22 @@ def test_migrate_installs_the_trigger_and_running_it_twice_is_harmless(db_url: s
         store.close()
 
 
+def test_postgres_a_json_details_column_gets_the_trigger_too(pg_url: str) -> None:
+    """An app's own ``json`` (not ``jsonb``) details column has no equality operator: the
+    trigger compares the details as text, so ``migrate`` works on it."""
+    tables.bare_table(pg_url, ["a.jpg"])
+    _execute(pg_url, "ALTER TABLE images ADD COLUMN quality_details json")
+    store = SqlStore(pg_url, inspect=False)
+    try:
+        store.migrate()
+        assert store.write(Selection(), [Outcome(1, "scored", 90, {"a": 1},
+                                                 source="a.jpg")]) == 1
+        _execute(pg_url, "UPDATE images SET url = 'b.jpg' WHERE id = 1")
+        assert tables.rows(pg_url)[1]["quality_details"] is None
+    finally:
+        store.close()
+
+
 def test_migrate_sql_prints_the_trigger(db_url: str) -> None:
     tables.bare_table(db_url, ["a.jpg"])
     script = runner.invoke(app, ["migrate", "--db", db_url, "--sql"]).stdout

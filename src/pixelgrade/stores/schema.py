@@ -157,8 +157,12 @@ def reopen_statements(dialect: Dialect, spec: TableSpec) -> list[str]:
     table, q = _quote(dialect, spec)
     prep = dialect.identifier_preparer
     cleared = [q[what] for what in ("score", "status", "details", "scored_at")]
+    # Details compared as text on PostgreSQL: a user's own ``json`` column (not ``jsonb``) has
+    # no equality operator, and the trigger could not be created on it.
+    text = "::text" if dialect.name == "postgresql" else ""
     unchanged = "\n          AND ".join(
-        f"OLD.{q[what]} {{same}} NEW.{q[what]}" for what in ("score", "status", "details"))
+        f"OLD.{q[what]}{cast} {{same}} NEW.{q[what]}{cast}"
+        for what, cast in (("score", ""), ("status", ""), ("details", text)))
     if dialect.name == "postgresql":
         name = f"pixelgrade_reopen_{spec.table.replace('.', '_')}"[:63]
         function = ".".join([*([prep.quote(spec.schema)] if spec.schema else []),
