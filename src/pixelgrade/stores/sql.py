@@ -16,12 +16,13 @@ written onto a row that meanwhile points at another picture.
 
 Re-opened rows (:meth:`SqlStore.fetch_reopened`, for ``watch``'s polls): rows whose URL
 differs from their source column and that have no score, read off the partial index
-:func:`~pixelgrade.stores.schema.source_index_statement` makes. The plans, on a table of
-1,000,000 rows (``tests/stores/test_rescore.py`` checks them): SQLite ``SEARCH images USING
+:func:`~pixelgrade.stores.schema.source_index_statement` makes. The plans, measured on a
+table of 1,000,000 rows, 10% of them unscored, two re-opened (``tests/stores/test_rescore.py``
+checks them on 200,000): SQLite ``SEARCH images USING
 INDEX ix_images_quality_source (id>?)``; PostgreSQL ``Index Scan using
 ix_images_quality_source on images`` (``Index Cond: (id > $1)``, the rest of the to-do
-condition as a filter). Either way a poll reads the index's entries, which are the rows
-waiting after a URL change, never the table.
+condition as a filter; 0.03 ms). Either way a poll reads the index's entries, which are the
+rows waiting after a URL change, never the table.
 """
 
 from __future__ import annotations
