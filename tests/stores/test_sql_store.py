@@ -48,7 +48,7 @@ def test_init_creates_table_with_every_column(db_url: str) -> None:
     store.init()  # IF NOT EXISTS throughout: a second init changes nothing
     try:
         assert tables.columns(db_url) == ["created_at", "id", "quality_details",
-                                          "quality_score", "quality_scored_at",
+                                          "quality_score", "quality_scored_at", "quality_source",
                                           "quality_status", "url"]
         assert store.capabilities.status and store.capabilities.details
         assert store.capabilities.scored_at
@@ -73,7 +73,7 @@ def test_migrate_adds_missing_columns_and_keeps_rows(db_url: str, with_score: bo
     try:
         statements = store.migrate()
         added = [s for s in statements if s.startswith("ALTER TABLE")]
-        assert len(added) == (3 if with_score else 4)
+        assert len(added) == (4 if with_score else 5)  # quality_source too
         assert any(s.startswith("CREATE INDEX") for s in statements)
         assert {"quality_status", "quality_details", "quality_scored_at",
                 "quality_score"} <= set(tables.columns(db_url))
@@ -122,7 +122,7 @@ def test_migrate_sql_prints_ddl_that_applies_cleanly(db_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert tables.schema_snapshot(db_url) == before  # printed, not run
     script = result.stdout
-    assert script.count("ALTER TABLE") == 4 and "CREATE INDEX" in script
+    assert script.count("ALTER TABLE") == 5 and "CREATE INDEX" in script
 
     # Applied by hand, statement by statement, as a migration tool would.
     engine = sa.create_engine(SqlStore(db_url, inspect=False).url,

@@ -89,3 +89,19 @@ def test_bad_delays_are_refused() -> None:
         Ledger(retry_base=0)
     with pytest.raises(ValueError):
         Ledger(retry_base=10, retry_max=5)
+
+
+def test_news_about_a_row_in_flight_is_handed_back_once_it_is_finished() -> None:
+    """A notification for a row being scored (its URL may have changed meanwhile) is kept: the
+    row is read again after its result, once."""
+    clock = Clock()
+    ledger = Ledger(clock=clock)
+    ledger.claim(_rows(1, 2), clock(), object())
+    assert ledger.claim(_rows(1), clock(), object(), honour_backoff=False,
+                        remember_in_flight=True) == []
+    assert ledger.claim(_rows(2), clock(), object()) == []  # a poll's read: not remembered
+    assert ledger.take_again() == []  # still in flight
+    ledger.finish(2, transient_failure=False)
+    ledger.finish(1, transient_failure=False)
+    assert ledger.take_again() == [1]
+    assert ledger.take_again() == []

@@ -139,11 +139,13 @@ def test_no_trigger_without_the_url_column(pg_url: str) -> None:
     assert statements and not [s for s in statements if "TRIGGER" in s]
 
 
-def test_sqlite_has_no_trigger(tmp_path: Path) -> None:
+def test_sqlite_has_no_notify_trigger(tmp_path: Path) -> None:
+    """SQLite cannot announce rows (watch polls); it gets only the URL-change trigger."""
     url = f"sqlite:///{tmp_path / 'app.db'}"
     tables.bare_table(url, ["a.jpg"])
     printed = runner.invoke(app, ["migrate", "--db", url, "--sql"], env=WIDE)
-    assert printed.exit_code == 0 and "TRIGGER" not in printed.stdout
+    assert printed.exit_code == 0 and "notify" not in printed.stdout
+    assert "CREATE TRIGGER pixelgrade_reopen_images" in printed.stdout
     store = SqlStore(url)
     try:
         assert store.notify_channel() is None

@@ -47,3 +47,30 @@ def test_supabase_rows_inserted_by_the_app_are_scored_by_polling(
     assert {k: e["via"] for k, e in run.events.rows().items()} == {
         1: "startup", 2: "poll", 3: "poll"}
     assert rpc_calls(stack) >= 2 and patches(stack) == 0  # one write per batch, no PATCH
+
+
+def test_supabase_a_changed_url_is_scored_again_by_polling(
+        fresh_supabase: SupabaseStack, image_server: ImageServer, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The migration SQL's trigger re-opens the row; the poll finds it below the highest id
+    seen through ``pixelgrade_reopened_rows``, long before the next sweep (an hour here)."""
+    stack = fresh_supabase
+    monkeypatch.chdir(tmp_path)
+    make_table(stack, [image_server.url("/good.jpg"), image_server.url("/good.png")],
+               functions=True)
+    store = SupabaseStore(stack.url, stack.service_key)
+    assert store.reopened_function
+    changed = image_server.url("/other.jpg")
+    with running(store, tmp_path) as run:
+        wait_for(lambda: all(r["quality_status"] for r in rows(stack).values()), "the rows")
+        before = rows(stack)
+        execute(stack, "UPDATE images SET url = %s WHERE id = 1", [changed])
+        wait_for(lambda: rows(stack)[1]["quality_source"] == changed
+                 and rows(stack)[1]["quality_status"], "row 1 scored for its new URL")
+        report = run.watcher.report
+    after = rows(stack)
+    assert after[1]["quality_score"] is not None
+    assert after[1]["quality_details"] != before[1]["quality_details"]
+    assert after[2] == before[2]
+    assert [e["via"] for e in run.events.all() if e.get("id") == 1] == ["startup", "poll"]
+    assert report.sweeps == 1

@@ -172,6 +172,33 @@ def test_rescore_scores_a_pending_row_and_overwrites(
     assert "HTML page" in again["reason"]
 
 
+def test_rescore_whose_url_changes_meanwhile_is_refused_and_says_so(
+        client: TestClient, library: Library, monkeypatch: Any) -> None:
+    """The row's URL is changed by the app after the re-score read it: the score of the old
+    picture is not written (409, saying why), and the row is left to do for the new one."""
+    import sqlalchemy as sa
+
+    key = library.photo_id
+    store = library.store
+    original = store.get_image
+
+    def read_then_move(wanted: Any) -> Any:
+        record = original(wanted)
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE images SET url = 'photos/moved.jpg' WHERE id = :id"),
+                         {"id": key})
+        return record
+
+    monkeypatch.setattr(store, "get_image", read_then_move)
+    response = client.post(f"/api/images/{key}/rescore", headers=AUTH)
+    monkeypatch.setattr(store, "get_image", original)
+    assert response.status_code == 409, response.text
+    assert "URL changed while it was being scored" in response.text
+    # The re-open trigger cleared the old picture's score: the row is to do again.
+    row = client.get(f"/api/images/{key}").json()
+    assert row["state"] == "pending" and row["score"] is None
+
+
 def test_rescore_of_missing_file_and_unknown_row(client: TestClient, library: Library) -> None:
     failed = client.post(f"/api/images/{library.missing_id}/rescore", headers=AUTH).json()
     assert failed["state"] == "failed" and "file not found" in failed["reason"]

@@ -387,9 +387,8 @@ class ScoreService:
     def _write_one(self, outcome: Any, overwrite: bool, raise_errors: bool) -> bool | None:
         for pause in (*WRITE_RETRIES, None):
             try:
-                if overwrite:
-                    self.store.set_result(outcome)  # type: ignore[attr-defined]
-                    return True
+                if overwrite:  # refused (False) only when the row's URL changed meanwhile
+                    return bool(self.store.set_result(outcome))  # type: ignore[attr-defined]
                 return self.store.write(self.selection, [outcome]) == 1
             except StoreError as exc:
                 if pause is None or not exc.transient:

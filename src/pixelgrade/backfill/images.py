@@ -306,7 +306,8 @@ def row_result(row: Row, shown: str | None, report: dict[str, Any]) -> RowResult
         return failed_result(row, shown, report["kind"], report["reason"],
                              transient=report["transient"])
     details = {key: report[key] for key in DETAIL_KEYS if key in report}
-    outcome = Outcome(row.id, report["status"], report.get("score"), details)
+    outcome = Outcome(row.id, report["status"], report.get("score"), details,
+                      source=row.location)
     failure = None
     if report["status"] == "failed":
         failure = Failure(report.get("kind", "decode"), report["reason"], transient=False)
@@ -321,7 +322,7 @@ def failed_result(row: Row, shown: str | None, kind: str, message: str, *,
     failure = Failure(kind, message, transient)
     outcome = None if transient else Outcome(
         row.id, "failed", None, {"reason": message, "kind": kind,
-                                 "scorer_version": SCORER_VERSION})
+                                 "scorer_version": SCORER_VERSION}, source=row.location)
     return RowResult(row, shown, outcome, failure)
 
 

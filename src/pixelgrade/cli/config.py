@@ -19,10 +19,10 @@ from pixelgrade.stores import configured_database, without_password
 
 MASK = "***"
 #: Commands whose settings are shown (the others have none worth a file).
-SHOWN = ("backfill", "watch", "serve", "score", "verify", "init", "migrate")
+SHOWN = ("backfill", "watch", "serve", "hook", "score", "verify", "init", "migrate")
 #: Environment variables read outside the options, shown when set (values masked as needed).
 OTHER_ENVIRONMENT = ("DATABASE_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY",
-                     "PIXELGRADE_API_TOKEN")
+                     "PIXELGRADE_API_TOKEN", "PIXELGRADE_WEBHOOK_SECRET")
 _SECRET_WORDS = ("token", "key", "password", "secret")
 
 

@@ -84,9 +84,12 @@ def migrate(db: DbOpt = None, table: TableOpt = "images", id_column: IdOpt = "id
             ) -> None:
     """Add pixelgrade's columns and index to an existing images table (idempotent).
 
-    Adds quality_score (0-100), quality_status, quality_details (JSON), quality_scored_at and an
-    index on (score, id); columns that exist are left alone. On PostgreSQL, also a trigger
-    that announces new rows to `pixelgrade watch` (harmless when nothing listens).
+    Adds quality_score (0-100), quality_status, quality_details (JSON), quality_scored_at,
+    quality_source (the URL each result was computed for), an index on (score, id) and one on
+    the rows re-opened by a URL change; columns that exist are left alone. Also a trigger that
+    clears the result of a row whose URL an UPDATE changes (unless that UPDATE writes a score
+    too), so the new picture is scored again; on PostgreSQL, one more that announces new and
+    re-opened rows to `pixelgrade watch` (harmless when nothing listens).
 
     On PostgreSQL the index is built CONCURRENTLY (writers are not blocked), which cannot run
     inside a transaction: for a migration tool that wraps each file in one (Alembic, Flyway,

@@ -49,6 +49,9 @@ class TableSpec:
     status_column: str = "quality_status"
     details_column: str = "quality_details"
     scored_at_column: str = "quality_scored_at"
+    #: The URL column's value each result was computed for (see :mod:`pixelgrade.stores.
+    #: schema`): a row whose URL differs from it was re-opened by a URL change.
+    source_column: str = "quality_source"
     #: When each row was added, for the gallery's "Newest" (``--created-column``). None: the
     #: column named :data:`DEFAULT_CREATED_COLUMN` when the table has one, else none.
     created_column: str | None = None
@@ -60,12 +63,12 @@ class TableSpec:
         for part in parts:
             check_identifier(part, "table name")
         for what in ("id_column", "url_column", "score_column", "status_column",
-                     "details_column", "scored_at_column"):
+                     "details_column", "scored_at_column", "source_column"):
             check_identifier(getattr(self, what), what.replace("_", " "))
         if self.created_column is not None:
             check_identifier(self.created_column, "created column")
             taken = {self.id_column, self.url_column, self.score_column, self.status_column,
-                     self.details_column, self.scored_at_column}
+                     self.details_column, self.scored_at_column, self.source_column}
             if self.created_column.lower() in {name.lower() for name in taken}:
                 raise StoreError(
                     f"created column {self.created_column!r} is one of the columns pixelgrade "
@@ -139,12 +142,20 @@ class Row:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What to write for one row."""
+    """What to write for one row.
+
+    ``source`` is the URL column's value the result was computed for, exactly as it was read
+    (:attr:`Row.location`). When it is set, every write is also guarded by ``url = source``: a
+    score computed for a picture the row no longer points at is never written (the row's URL
+    changed while it was being scored; the URL-change trigger has made it to do again, see
+    :func:`pixelgrade.stores.schema.reopen_statements`). None: written whatever the URL.
+    """
 
     id: Any
     status: Status
     score: int | None
     details: dict[str, Any] | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +217,13 @@ class Store(Protocol):
         """Those of ``ids`` that still need work, by id."""
         ...
 
+    def fetch_reopened(self, selection: Selection, after: Any, limit: int) -> list[Row]:
+        """Up to ``limit`` rows re-opened by a URL change (their URL differs from the source
+        column's) that still need work, with id > ``after`` (None: from the start), by id.
+        Read off a partial index holding only such rows, so a poll costs what there is to
+        find, not the table's size. Empty when the table has no source column."""
+        ...
+
     def notify_channel(self) -> NotifyChannel | None:
         """Where new rows are announced, or None when the database does not push them (SQLite,
         the REST API, PostgreSQL without pixelgrade's trigger): ``watch`` then polls."""
@@ -213,7 +231,8 @@ class Store(Protocol):
 
     def write(self, selection: Selection, outcomes: Sequence[Outcome]) -> int:
         """Write ``outcomes`` in one transaction, each only if its row still needs work under
-        ``selection``. Returns how many rows were written."""
+        ``selection`` and (when the outcome has a ``source``) still points at that source.
+        Returns how many rows were written."""
         ...
 
     def lock(self, job: str = "backfill") -> AbstractContextManager[None]:
@@ -443,7 +462,8 @@ class GalleryStore(Store, Protocol):
         """Add a row for a new image (no score yet); returns its id."""
         ...
 
-    def set_result(self, outcome: Outcome) -> None:
+    def set_result(self, outcome: Outcome) -> bool:
         """Write ``outcome`` whatever the row holds (a re-score overwrites on purpose, unlike
-        the backfill's guarded :meth:`Store.write`)."""
+        the backfill's guarded :meth:`Store.write`), as long as the row still points at
+        ``outcome.source`` (when set). Returns whether the row was written."""
         ...

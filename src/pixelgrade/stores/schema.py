@@ -18,9 +18,15 @@ Column choices:
 * An index on (score, id): serves ``WHERE score >= 70 ORDER BY score DESC, id`` for the
   gallery's bands and sorting, and the backfill's ``WHERE score IS NULL AND id > :cursor
   ORDER BY id`` (the NULL rows form one contiguous range of the index, ordered by id).
+* ``quality_source`` text: the URL column's value the result was computed for (pixelgrade
+  writes it with every result). A row whose URL differs from it has been re-opened by a URL
+  change; :func:`source_index_statement` indexes exactly those rows, for ``watch``'s polls.
+* On every backend, a trigger that re-opens a row whose picture changed: an UPDATE that
+  changes the URL clears the row's result, so it is scored again (:func:`reopen_statements`).
 * On PostgreSQL, a trigger that announces each new row without a score
   (``pg_notify('pixelgrade_images', id)``) to ``pixelgrade watch``; see
-  :func:`notify_statements`.
+  :func:`notify_statements`. It fires after the re-open trigger, so a re-opened row is
+  announced too.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ def _quote(dialect: Dialect, spec: TableSpec) -> tuple[str, dict[str, str]]:
         what: prep.quote(getattr(spec, f"{what}_column"))
         for what in ("id", "url", "score", "status", "details", "scored_at")
     }
+    names["source"] = prep.quote(spec.source_column)
     return table, names
 
 
@@ -66,6 +73,7 @@ def migration_statements(dialect: Dialect, spec: TableSpec, existing: set[str]) 
          f"{types['status']} CHECK ({q['status']} IN ({statuses}))"),
         ("details", spec.details_column, types["details"]),
         ("scored_at", spec.scored_at_column, types["scored_at"]),
+        ("source", spec.source_column, "TEXT"),
     ]
     statements = []
     for what, name, column_type in wanted:
@@ -79,9 +87,123 @@ def migration_statements(dialect: Dialect, spec: TableSpec, existing: set[str]) 
     statements.append(
         f"CREATE INDEX {concurrently}IF NOT EXISTS {index} ON {table} ({q['score']}, {q['id']})"
     )
-    if postgres and {spec.id_column.lower(), spec.url_column.lower()} <= existing:
-        statements.extend(notify_statements(dialect, spec))
+    statements.append(source_index_statement(dialect, spec))
+    if {spec.id_column.lower(), spec.url_column.lower()} <= existing:
+        statements.extend(reopen_statements(dialect, spec))
+        if postgres:
+            statements.extend(notify_statements(dialect, spec))
     return statements
+
+
+def source_index_name(spec: TableSpec) -> str:
+    return f"ix_{spec.name}_{spec.source_column}"[:63]
+
+
+def source_index_statement(dialect: Dialect, spec: TableSpec) -> str:
+    """A partial index on the key of the rows re-opened by a URL change and not scored yet.
+
+    Its condition, ``source IS NOT NULL AND score IS NULL AND url IS DISTINCT FROM source``
+    (``IS NOT`` on SQLite), holds only for rows whose URL changed since their last result (the
+    re-open trigger keeps the old URL in the source column) and that are still waiting: a
+    result written for the new URL, by pixelgrade (which writes the source) or by the
+    application (a score), takes the row out. So the index stays as small as the work waiting,
+    whatever the table's size, and ``watch``'s poll (``fetch_reopened``, the same condition
+    word for word, which is what SQLite needs to use a partial index) reads only its entries.
+    """
+    table, q = _quote(dialect, spec)
+    index = dialect.identifier_preparer.quote(source_index_name(spec))
+    concurrently = "CONCURRENTLY " if dialect.name == "postgresql" else ""
+    distinct = "IS DISTINCT FROM" if dialect.name == "postgresql" else "IS NOT"
+    return (f"CREATE INDEX {concurrently}IF NOT EXISTS {index} ON {table} ({q['id']}) "
+            f"WHERE {q['source']} IS NOT NULL AND {q['score']} IS NULL "
+            f"AND {q['url']} {distinct} {q['source']}")
+
+
+#: The PostgreSQL trigger that re-opens a row whose URL changes (one per table).
+REOPEN_TRIGGER = "pixelgrade_reopen"
+
+
+def reopen_trigger_name(spec: TableSpec, dialect_name: str) -> str:
+    """``pixelgrade_reopen`` on PostgreSQL (trigger names are per table there); on SQLite,
+    where they are per database, ``pixelgrade_reopen_<table>``."""
+    if dialect_name == "postgresql":
+        return REOPEN_TRIGGER
+    return f"{REOPEN_TRIGGER}_{spec.name}"[:63]
+
+
+def reopen_statements(dialect: Dialect, spec: TableSpec) -> list[str]:
+    """DDL for the trigger that makes a row "to do" again when its picture changes.
+
+    The rule: an UPDATE that changes the URL column (``IS DISTINCT FROM``: NULL to a value
+    counts) and does not itself write a result (score, status and details all unchanged by
+    it) clears ``quality_score``, ``quality_status``, ``quality_details`` and
+    ``quality_scored_at``, and keeps the URL the row had in ``quality_source`` (``''`` when it
+    had none, so that a URL filled in later differs from it too). The row is
+    then to do for ``backfill`` and ``watch``, and its URL differs from its source, which is
+    how ``watch``'s polls find it (:func:`source_index_statement`). An UPDATE that sets the
+    URL and a score together is the application scoring the new picture itself: its score is
+    kept. Updates of any other column are not seen at all (``UPDATE OF url``).
+
+    * PostgreSQL: a ``BEFORE UPDATE OF url`` row trigger whose ``WHEN`` holds the rule and
+      whose function modifies ``NEW``: no second write. BEFORE triggers run before AFTER
+      ones, and the notify trigger's ``WHEN (NEW.score IS NULL)`` sees the cleared row, so
+      a LISTENing ``watch`` hears of it at commit.
+    * SQLite (no BEFORE trigger may change ``NEW`` there): an ``AFTER UPDATE OF url`` trigger
+      that clears the row with an UPDATE of its own. That UPDATE does not set the URL, so it
+      cannot fire this trigger again, even with ``PRAGMA recursive_triggers`` on.
+
+    Idempotent: the function is replaced, the trigger dropped if it exists and made again.
+    """
+    table, q = _quote(dialect, spec)
+    prep = dialect.identifier_preparer
+    cleared = [q[what] for what in ("score", "status", "details", "scored_at")]
+    # Details compared as text on PostgreSQL: a user's own ``json`` column (not ``jsonb``) has
+    # no equality operator, and the trigger could not be created on it.
+    text = "::text" if dialect.name == "postgresql" else ""
+    unchanged = "\n          AND ".join(
+        f"OLD.{q[what]}{cast} {{same}} NEW.{q[what]}{cast}"
+        for what, cast in (("score", ""), ("status", ""), ("details", text)))
+    if dialect.name == "postgresql":
+        name = f"pixelgrade_reopen_{spec.table.replace('.', '_')}"[:63]
+        function = ".".join([*([prep.quote(spec.schema)] if spec.schema else []),
+                             prep.quote(name)])
+        trigger = prep.quote(REOPEN_TRIGGER)
+        assignments = "".join(f"    NEW.{column} := NULL;\n" for column in cleared)
+        return [
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger\n"
+            "LANGUAGE plpgsql\n"
+            "AS $$\n"
+            "BEGIN\n"
+            f"{assignments}"
+            f"    NEW.{q['source']} := coalesce(OLD.{q['url']}, '');\n"
+            "    RETURN NEW;\n"
+            "END\n"
+            "$$",
+            f"DROP TRIGGER IF EXISTS {trigger} ON {table}",
+            f"CREATE TRIGGER {trigger}\n"
+            f"    BEFORE UPDATE OF {q['url']} ON {table}\n"
+            "    FOR EACH ROW\n"
+            f"    WHEN (OLD.{q['url']} IS DISTINCT FROM NEW.{q['url']}\n"
+            f"          AND {unchanged.format(same='IS NOT DISTINCT FROM')})\n"
+            f"    EXECUTE FUNCTION {function}()",
+        ]
+    # SQLite: the trigger lives in the table's schema; inside it, table names are unqualified.
+    schema = f"{prep.quote(spec.schema)}." if spec.schema else ""
+    trigger = prep.quote(reopen_trigger_name(spec, dialect.name))
+    bare = prep.quote(spec.name)
+    sets = ", ".join([*(f"{column} = NULL" for column in cleared),
+                      f"{q['source']} = coalesce(OLD.{q['url']}, '')"])
+    return [
+        f"DROP TRIGGER IF EXISTS {schema}{trigger}",
+        f"CREATE TRIGGER {schema}{trigger}\n"
+        f"    AFTER UPDATE OF {q['url']} ON {bare}\n"
+        "    FOR EACH ROW\n"
+        f"    WHEN  OLD.{q['url']} IS NOT NEW.{q['url']}\n"
+        f"          AND {unchanged.format(same='IS')}\n"
+        "BEGIN\n"
+        f"    UPDATE {bare} SET {sets} WHERE {q['id']} = NEW.{q['id']};\n"
+        "END",
+    ]
 
 
 #: The trigger that announces new rows to ``pixelgrade watch`` (one per table).

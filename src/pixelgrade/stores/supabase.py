@@ -9,7 +9,12 @@ through the official ``supabase`` client:
 * counts use ``Prefer: count=exact`` on ``HEAD`` requests;
 * writes call ``pixelgrade_write_scores`` (see :mod:`pixelgrade.stores.supabase_sql`), one RPC
   per batch, when the project has it; otherwise each row is a PATCH whose filter carries the
-  guard (``quality_score=is.null``...), a few in flight at once. ``write_mode`` says which;
+  guard (``quality_score=is.null``...), a few in flight at once. ``write_mode`` says which.
+  Either way an outcome's ``source`` is checked too (``url=eq.<source>``): a score computed
+  for the row's old URL is not written once the URL changed;
+* re-opened rows (URL changed since the last result) come from ``pixelgrade_reopened_rows``,
+  the REST API being unable to compare two columns; without that function, none are found
+  (``watch``'s sweeps still find them);
 * 429 and 5xx answers and network errors are retried with backoff, and when they last they
   are raised as *transient* (the engine retries the batch later); 4xx answers are permanent
   and say what to do (see :mod:`pixelgrade.stores.supabase_errors`).
@@ -61,7 +66,7 @@ from pixelgrade.stores.supabase_errors import (
     api_error,
     network_error,
 )
-from pixelgrade.stores.supabase_sql import STATS_FUNCTION, WRITE_FUNCTION
+from pixelgrade.stores.supabase_sql import REOPENED_FUNCTION, STATS_FUNCTION, WRITE_FUNCTION
 
 URL_VARIABLE = "SUPABASE_URL"
 #: PATCH requests in flight when the bulk-write function is missing.
@@ -136,6 +141,9 @@ class SupabaseStore:
         self.capabilities = Capabilities(status=False, details=False, scored_at=False)
         self.sort_keys = SortKeys()
         self.write_mode = "rpc"
+        #: The table has the source column (see :class:`~pixelgrade.stores.sql.SqlStore`).
+        self.source_tracked = False
+        self.reopened_function = False
         self.refresh()
 
     # -- inspection ----------------------------------------------------------------------
@@ -169,7 +177,10 @@ class SupabaseStore:
         )
         self.sort_keys = SortKeys(created_column=self._created_column(),
                                   integer_key=self._integer_key())
+        self.source_tracked = self._has_column(spec.source_column)
         self.write_mode = "rpc" if self._has_write_function() else "patch"
+        self.reopened_function = self.source_tracked and self._has_function(
+            lambda: self.client.rpc(REOPENED_FUNCTION, {}, get=True).limit(0).execute())
 
     def _created_column(self) -> str | None:
         """``spec.created_column`` (which must exist), else ``created_at`` if there is one."""
@@ -191,11 +202,17 @@ class SupabaseStore:
         return not rows or isinstance(rows[0].get(key), int)
 
     def _has_write_function(self) -> bool:
+        """The bulk-write function, in its URL-checking version (an older one, without
+        ``url_checked``, does not count: writes are then PATCHes, which check the URL)."""
         caps = self.capabilities
-        if not (caps.status and caps.details and caps.scored_at):
+        if not (caps.status and caps.details and caps.scored_at and self.source_tracked):
             return False
+        return self._has_function(lambda: self.client.rpc(
+            WRITE_FUNCTION, {"results": [], "url_checked": True}).execute())
+
+    def _has_function(self, probe: Callable[[], Any]) -> bool:
         try:
-            self._call(lambda: self.client.rpc(WRITE_FUNCTION, {"results": []}).execute())
+            self._call(probe)
         except StoreError as exc:
             if "PGRST202" in str(exc) or "Could not find the function" in str(exc):
                 return False
@@ -272,6 +289,27 @@ class SupabaseStore:
                          for row in self._call(request).data or [])
         return sorted(found, key=lambda row: row.id)
 
+    def fetch_reopened(self, selection: Selection, after: Any, limit: int) -> list[Row]:
+        """Rows re-opened by a URL change and still to do (``pixelgrade_reopened_rows``, with
+        the selection and the keyset as filters on its result); empty without the function."""
+        if not self.reopened_function:
+            return []
+        spec, caps = self.spec, self.capabilities
+        # PostgREST filters a function's rows only on the columns it selects: those the
+        # selection's filter names come along (cleared, on these rows: a few bytes).
+        names = [spec.id_column, spec.url_column, spec.score_column,
+                 *(name for name, present in ((spec.status_column, caps.status),
+                                              (spec.details_column, caps.details)) if present)]
+
+        def request() -> Any:
+            query = self._filtered(self.client.rpc(REOPENED_FUNCTION, {}, get=True).select(
+                ",".join(names)), selection)
+            if after is not None:
+                query = query.gt(spec.id_column, after)
+            return query.order(spec.id_column).limit(limit).execute()
+        rows = self._call(request).data or []
+        return [Row(row[spec.id_column], row.get(spec.url_column)) for row in rows]
+
     def notify_channel(self) -> None:
         """The REST API cannot LISTEN: ``watch`` polls (with ``--db postgresql://...``, the
         project's direct connection, it listens)."""
@@ -286,15 +324,26 @@ class SupabaseStore:
             values[spec.status_column] = outcome.status
         if caps.details:
             values[spec.details_column] = outcome.details
+        if self.source_tracked and outcome.source is not None:
+            values[spec.source_column] = outcome.source
         return values
+
+    def _same_source(self, builder: Any, outcome: Outcome) -> Any:
+        """The request's filter, plus "the row still points at what was scored"."""
+        if outcome.source is None:
+            return builder
+        return builder.eq(self.spec.url_column, outcome.source)
 
     def write(self, selection: Selection, outcomes: Sequence[Outcome]) -> int:
         if not outcomes:
             return 0
         if self.write_mode == "rpc":
-            results = [{self.spec.id_column: o.id, **self._values(o)} for o in outcomes]
+            spec = self.spec
+            results = [{spec.id_column: o.id, **self._values(o),
+                        **({spec.url_column: o.source} if o.source is not None else {})}
+                       for o in outcomes]
             params = {"results": results, "retry_failed": selection.retry_failed,
-                      "rescore_version": selection.rescore_version}
+                      "rescore_version": selection.rescore_version, "url_checked": True}
             response = self._call(lambda: self.client.rpc(WRITE_FUNCTION, params).execute())
             return int(response.data or 0)
         with ThreadPoolExecutor(PATCH_CONCURRENCY) as pool:
@@ -311,9 +360,9 @@ class SupabaseStore:
         def request() -> Any:
             # Count, not representation: PostgREST applies the or=(...) guard to the returned
             # rows too, where a row just scored no longer matches it (the data is empty).
-            return self._filtered(self._table().update(
+            return self._same_source(self._filtered(self._table().update(
                 values, count=CountMethod.exact, returning=ReturnMethod.minimal), selection).eq(
-                spec.id_column, outcome.id).execute()
+                spec.id_column, outcome.id), outcome).execute()
         return int(self._call(request).count or 0)
 
     # -- statistics ----------------------------------------------------------------------
@@ -497,15 +546,16 @@ class SupabaseStore:
             raise StoreError(f"adding an image to {self.describe()} returned no row")
         return rows[0][spec.id_column]
 
-    def set_result(self, outcome: Outcome) -> None:
+    def set_result(self, outcome: Outcome) -> bool:
         from postgrest.types import CountMethod, ReturnMethod
 
         values = self._values(outcome)
         if self.capabilities.scored_at:
             values[self.spec.scored_at_column] = "now"
-        self._call(lambda: self._table().update(
+        response = self._call(lambda: self._same_source(self._table().update(
             values, count=CountMethod.exact, returning=ReturnMethod.minimal).eq(
-            self.spec.id_column, outcome.id).execute())
+            self.spec.id_column, outcome.id), outcome).execute())
+        return bool(response.count)
 
     # -- misc ----------------------------------------------------------------------------
 

@@ -5,6 +5,11 @@ try them again, and the highest key seen.
   written. A notification and a sweep (or two polls) that find the same row therefore score it
   once: the second finds it claimed and leaves it. A read that began before a row's result was
   written is stale for that row (it still saw it without a score), so its claim is refused too.
+* **News about a row in flight.** A notification for a row being scored may mean its URL
+  changed meanwhile: the score in flight is then refused by the URL-checked write, and the row
+  is to do again. Such keys are remembered (``claim(..., remember_in_flight=True)``) and, once
+  the row's result is in, handed back by :meth:`Ledger.take_again` to be read once more (a row
+  whose write went through is no longer to do, and that read finds nothing).
 * **Backoff.** A transient failure (timeout, 5xx, 429) leaves the row without a score; sweeps
   try it again after ``retry_base`` seconds, then twice as long after each further failure, up
   to ``retry_max``, so a dead URL is not fetched every few seconds. The schedule is kept in
@@ -54,20 +59,27 @@ class Ledger:
         self._finished: OrderedDict[Any, float] = OrderedDict()
         self._high_water: int | None = None
         self._integer_keys = True
+        #: Keys announced while in flight, and those of them finished since (to read again).
+        self._announced: set[Any] = set()
+        self._again: list[Any] = []
 
     # -- claims --------------------------------------------------------------------------
 
     def claim(self, rows: Sequence[Row], fetched_at: float, owner: object, *,
-              honour_backoff: bool = True) -> list[Row]:
+              honour_backoff: bool = True, remember_in_flight: bool = False) -> list[Row]:
         """Those of ``rows`` (read from the database at ``fetched_at``) that are now ``owner``'s
         to score: not in flight elsewhere, not finished since the read, and (with
-        ``honour_backoff``) not waiting for their next retry."""
+        ``honour_backoff``) not waiting for their next retry. With ``remember_in_flight``, the
+        keys refused because they are in flight are handed back by :meth:`take_again` once
+        finished."""
         kept = []
         with self._lock:
             now = self.clock()
             for row in rows:
                 key = row.id
                 if key in self._owners:
+                    if remember_in_flight:
+                        self._announced.add(key)
                     continue
                 if self._finished.get(key, float("-inf")) >= fetched_at:
                     continue
@@ -93,6 +105,9 @@ class Ledger:
         with self._lock:
             now = self.clock()
             self._owners.pop(key, None)
+            if key in self._announced:
+                self._announced.discard(key)
+                self._again.append(key)
             self._finished[key] = now
             self._finished.move_to_end(key)
             while len(self._finished) > FINISHED_MEMORY:
@@ -106,6 +121,13 @@ class Ledger:
                 self._retry.popitem(last=False)
             return failures, delay
 
+    def take_again(self) -> list[Any]:
+        """Keys announced while they were in flight and finished since (see the module
+        docstring); each is handed back once."""
+        with self._lock:
+            again, self._again = self._again, []
+            return again
+
     def release(self, owner: object) -> int:
         """Drop every claim ``owner`` still holds (work abandoned or failed to be written: the
         rows stay to do). Returns how many."""
@@ -113,6 +135,7 @@ class Ledger:
             keys = [key for key, holder in self._owners.items() if holder is owner]
             for key in keys:
                 del self._owners[key]
+                self._announced.discard(key)  # still to do: any later read finds it
             return len(keys)
 
     def in_flight(self) -> int:

@@ -7,7 +7,20 @@ How new rows are found:
   ``window`` seconds are read together (``store.fetch_rows``: only rows still without a score).
 * **SQLite, Supabase, PostgreSQL without the trigger**: a poll every ``interval`` seconds reads
   the rows still to do above the highest integer key seen (every row still to do, for UUID or
-  text keys).
+  text keys), then the rows below it that a URL change re-opened (``store.fetch_reopened``).
+* **Re-opened rows.** ``pixelgrade migrate`` installs, on every backend, a trigger that clears
+  the result of a row whose URL changes and keeps the old URL in ``quality_source``
+  (:func:`pixelgrade.stores.schema.reopen_statements`). Such a row is announced by the notify
+  trigger like a new one; a poll finds it with ``fetch_reopened``, which reads a partial
+  index holding only the rows whose URL differs from their source and that have no score,
+  so a poll costs what there is to find, not the table's size (the plans are in
+  :mod:`pixelgrade.stores.sql`). Why not re-read every row to do below the high-water mark:
+  rows that failed for now, or were never scorable, would be read every poll, without bound.
+  A score computed for the old URL is refused by the URL-checked write (``Outcome.source``)
+  and counted as written by someone else; a notification that arrives while its row is in
+  flight is kept and the row read again once its result is in (:mod:`pixelgrade.watch.
+  ledger`). Without the source column (a table ``migrate`` has not brought up to date),
+  re-opened rows below the highest key seen are left to the sweeps.
 * **Sweeps**, in every case: one at start (rows inserted while ``watch`` was down), then one
   every ``sweep_interval`` seconds and one whenever the LISTEN connection comes back (missed
   notifications, transient failures due for their retry). A sweep is the backfill's keyset walk
@@ -470,12 +483,20 @@ class Watcher:
 
     async def _poll(self) -> None:
         """Rows still to do above the highest key seen (all of them for non-integer keys),
-        handed out as batches scored alongside each other."""
+        then the re-opened rows below it, handed out as batches scored alongside each
+        other."""
         self.report.polls += 1
         cursor = self.ledger.poll_cursor()
+        await self._poll_rows(self.store.fetch_todo, cursor)
+        if cursor is not None:  # with None, the read above covered every row to do
+            await self._poll_rows(self.store.fetch_reopened, None)
+
+    async def _poll_rows(self, fetch: Callable[[Selection, Any, int], list[Row]],
+                         cursor: Any) -> None:
+        """Claim and start the rows ``fetch`` finds after ``cursor``, a batch at a time."""
         while not self.stopping:
             fetched_at = self.ledger.clock()
-            rows = await asyncio.to_thread(self.store.fetch_todo, self.selection, cursor,
+            rows = await asyncio.to_thread(fetch, self.selection, cursor,
                                            self.options.batch_size)
             if not rows:
                 return
@@ -499,8 +520,10 @@ class Watcher:
         fetched_at = self.ledger.clock()
         rows = await asyncio.to_thread(self.store.fetch_rows, self.selection, keys)
         owner = object()
-        # A notification is news (a new row, or a new URL): no waiting for a retry slot.
-        kept = self.ledger.claim(rows, fetched_at, owner, honour_backoff=False)
+        # A notification is news (a new row, or a new URL): no waiting for a retry slot, and a
+        # row in flight is read again once its result is in (its URL may have changed).
+        kept = self.ledger.claim(rows, fetched_at, owner, honour_backoff=False,
+                                 remember_in_flight=True)
         if kept:
             await self._start_live_batch(kept, owner, "notify")
 
@@ -574,6 +597,7 @@ class Watcher:
             self.log.row(result, via, attempt=attempts, retry_in=retry_in)
         count_batch(self.report, done.results, done.written)
         self._count(done, collection)
+        self._read_again(self.ledger.take_again())
 
     def _count(self, done: BatchDone[RowResult], collection: _Batches) -> None:
         """Tell :attr:`counters` each image's result, and the insert-to-score time of the rows
@@ -593,6 +617,16 @@ class Watcher:
                 seconds = seconds_since(collection.created[result.row.id], written_at)
                 if seconds is not None:
                     self.counters.insert_to_score("watch", seconds)
+
+    def _read_again(self, keys: Sequence[Any]) -> None:
+        """Rows announced while they were in flight go back in the notification queue (read
+        there like any notified row: only if they are still to do)."""
+        for key in keys:
+            try:
+                self._queue.put_nowait(str(key))
+            except asyncio.QueueFull:
+                self._sweep_now.set()
+                return
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -160,6 +160,12 @@ class Actions:
         if done.status == "retry_later":  # a transient failure: nothing was written
             raise ActionError(503, "the image could not be read this time: "
                                    f"{done.message or 'try again later'}")
+        if done.status == "not_written":  # the URL-checked write refused it (or it was deleted)
+            await self._view(record.id)  # 404 when deleted
+            raise ActionError(409, "the image's URL changed while it was being scored, so "
+                                   "this score (of the old picture) was not written; the new "
+                                   "picture is scored by `pixelgrade watch` or the next "
+                                   "backfill, or re-score it again")
         return await self._view(record.id)
 
     async def _view(self, key: Any) -> ImageView:
