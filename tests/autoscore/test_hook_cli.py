@@ -153,14 +153,32 @@ def test_the_printed_trigger_calls_a_running_pixelgrade_hook(pg_url: str,
         assert tables.rows(pg_url)[1]["quality_status"] == "scored"
         # pixelgrade's own write does not set the URL column: no webhook for it.
         assert len(sent(pg_url)) == 1
+        # The service's own routes, as serve has them: counted, healthy.
+        base = f"http://127.0.0.1:{port}"
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'pixelgrade_images_total{kind="",path="webhook",status="scored"} 1.0' in metrics
+        health = httpx.get(f"{base}/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "ok", health.text
 
-        # A new URL on a row that keeps its score (no re-score trigger here): left alone,
-        # and the log says the trigger is missing.
+        # A new URL: the re-open trigger (installed by migrate) clears the old score, so the
+        # UPDATE's payload carries none and the new picture is scored.
+        (tmp_path / "other.jpg").write_bytes(jpeg("chelsea.png"))
         with tables.connect(pg_url) as conn:
             conn.execute(sa.text("UPDATE images SET url = 'other.jpg' WHERE id = 1"))
         update = sent(pg_url)[1]
         assert update["payload"]["type"] == "UPDATE"
         assert update["payload"]["old_record"]["url"] == "photo.jpg"
+        assert update["payload"]["record"]["quality_score"] is None
+        rescored = httpx.post(update["url"], json=update["payload"], headers=update["headers"])
+        assert rescored.status_code == 202, rescored.text
+        wait_for(lambda: tables.rows(pg_url)[1]["quality_status"] == "scored", "the re-score")
+        assert tables.rows(pg_url)[1]["quality_source"] == "other.jpg"
+
+        # Without that trigger the row keeps its score: left alone (the log says why).
+        with tables.connect(pg_url) as conn:
+            conn.exec_driver_sql("DROP TRIGGER pixelgrade_reopen ON images")
+            conn.execute(sa.text("UPDATE images SET url = 'third.jpg' WHERE id = 1"))
+        update = sent(pg_url)[2]
         ignored = httpx.post(update["url"], json=update["payload"], headers=update["headers"])
         assert ignored.status_code == 200 and ignored.json()["status"] == "ignored"
 

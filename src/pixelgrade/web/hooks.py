@@ -53,7 +53,10 @@ from pixelgrade.backfill.images import Locator
 from pixelgrade.errors import StoreError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import ScoringConfig
-from pixelgrade.service.counters import Counters, NoCounters
+from pixelgrade.service.counters import Counters
+from pixelgrade.service.health import HealthCheck
+from pixelgrade.service.metrics import ServiceMetrics
+from pixelgrade.service.routes import add_service_routes
 from pixelgrade.sources.http import HttpFetcher, HttpPolicy
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import DEFAULT_CREATED_COLUMN, GalleryStore, TableSpec
@@ -295,13 +298,18 @@ async def service_running(store: GalleryStore, pool: Executor, workers: int,
 
 
 def create_hook_app(store: GalleryStore, settings: HookSettings | None = None, *,
-                    pool: Executor | None = None, counters: Counters | None = None
+                    pool: Executor | None = None, counters: Counters | None = None,
+                    metrics: ServiceMetrics | None = None, health: HealthCheck | None = None
                     ) -> FastAPI:
-    """An app with only the scoring routes (``pixelgrade hook``). ``pool``: a scoring pool to
-    use (else one of ``settings.workers`` processes, stopped with the app)."""
+    """An app with only the scoring routes (``pixelgrade hook``), and ``/metrics`` and
+    ``/healthz`` as ``serve`` has them. ``pool``: a scoring pool to use (else one of
+    ``settings.workers`` processes, stopped with the app). ``counters``: what scoring reports
+    to (default: ``metrics``, else new ones for ``store``)."""
     settings = settings or HookSettings()
     hooks = HookContext(store, settings.secret)
-    counters = counters or NoCounters()
+    metrics = metrics or ServiceMetrics(getattr(store, "dialect_name", ""))
+    health = health or HealthCheck(store)
+    counters = counters or metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -318,9 +326,12 @@ def create_hook_app(store: GalleryStore, settings: HookSettings | None = None, *
                     error_log=settings.error_log, counters=counters,
                     queue_size=settings.queue_size) as service:
                 hooks.service = service
+                health.register("scoring", lambda: None if service.alive else
+                                "the scoring service's workers are not running")
                 try:
                     yield
                 finally:
+                    health.unregister("scoring")
                     hooks.service = None
         finally:
             if pool is None:
@@ -338,6 +349,7 @@ def create_hook_app(store: GalleryStore, settings: HookSettings | None = None, *
 
     app.include_router(router)
     app.include_router(score_router(require_token))
+    add_service_routes(app, metrics, health)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
