@@ -196,3 +196,30 @@ def test_the_printed_trigger_calls_a_running_pixelgrade_hook(pg_url: str,
     assert f"Webhook: POST http://127.0.0.1:{port}/api/hooks/supabase" in stdout
     assert "re-score trigger that `pixelgrade migrate` installs" in stderr
     assert "whsec-cli" not in stdout + stderr
+
+
+def test_hook_logs_json_lines_with_no_secret(tmp_path: Path) -> None:
+    """``--log-format json``: start-up lines, requests and the webhook's own warning (a changed
+    URL on a row that kept its score) are each one JSON object; no secret in any of them."""
+    import json
+
+    db = f"sqlite:///{tmp_path / 'app.db'}"
+    tables.pixelgrade_table(db, ["new.jpg"])
+    with tables.connect(db) as conn:
+        conn.exec_driver_sql("UPDATE images SET quality_score = 80, quality_status = 'scored'")
+    port = free_port()
+    payload = {"type": "UPDATE", "table": "images", "schema": "public",
+               "record": {"id": 1, "url": "new.jpg", "quality_score": 80},
+               "old_record": {"id": 1, "url": "old.jpg", "quality_score": 80}}
+    with hook_process(db, tmp_path, port, "--log-format", "json",
+                      "--log-level", "info") as process:
+        answer = httpx.post(f"http://127.0.0.1:{port}/api/hooks/supabase", json=payload,
+                            headers={"Authorization": f"Bearer {SECRET}"})
+        assert answer.status_code == 200 and answer.json()["status"] == "ignored"
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    events = {line["event"] for line in lines}
+    assert {"start", "server", "request"} <= events, events
+    assert any("re-score trigger" in line["message"] for line in lines), lines
+    assert SECRET not in stdout + stderr and "Traceback" not in stderr, stderr

@@ -22,6 +22,7 @@ from pixelgrade.cli.options import (
     ErrorLogOpt,
     HighOpt,
     IdOpt,
+    LogFormatOpt,
     MaxBytesOpt,
     MaxPixelsOpt,
     MediumOpt,
@@ -81,6 +82,7 @@ def hook(
     log_level: Annotated[str | None, option(
         "--log-level", metavar="LEVEL",
         help="uvicorn's log level (default: warning; info shows every request).")] = None,
+    log_format: LogFormatOpt = "text",
     quiet: QuietOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -103,6 +105,7 @@ def hook(
     """
     import uvicorn
 
+    from pixelgrade.service.logs import JsonConsole, json_log_config
     from pixelgrade.web.app import TOKEN_VARIABLE
     from pixelgrade.web.hooks import (
         HOOK_PATH,
@@ -113,7 +116,9 @@ def hook(
     )
     from pixelgrade.web.logs import uvicorn_log_config
 
-    console = Console(highlight=False, soft_wrap=True, quiet=quiet)
+    console: Console | JsonConsole = (
+        JsonConsole(event="start", quiet=quiet) if log_format == "json"
+        else Console(highlight=False, soft_wrap=True, quiet=quiet))
     try:
         store = open_store(resolve_database_url(db), dataclasses.replace(
             table_spec(table, id_column, url_column, score_column),
@@ -148,7 +153,7 @@ def hook(
                      else f"(off: set {TOKEN_VARIABLE} to enable it)")
                   + f" · failures in {error_log} · Ctrl-C to stop")
     uvicorn.run(app, host=host, port=port, log_level=log_level or "warning",
-                log_config=uvicorn_log_config())
+                log_config=json_log_config() if log_format == "json" else uvicorn_log_config())
 
 
 def _api_token(variable: str) -> str | None:

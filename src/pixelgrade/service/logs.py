@@ -77,7 +77,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def json_log_config() -> dict[str, Any]:
-    """A :func:`logging.config.dictConfig` for uvicorn with every line as JSON on stdout."""
+    """A :func:`logging.config.dictConfig` for uvicorn and pixelgrade's own loggers, with every
+    line as JSON on stdout."""
     handler = {"class": "logging.StreamHandler", "formatter": "json",
                "stream": "ext://sys.stdout"}
     return {
@@ -88,6 +89,9 @@ def json_log_config() -> dict[str, Any]:
             "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
             "uvicorn.error": {"level": "INFO"},
             "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            # The scoring service's and the webhook's own warnings (a write that failed, a
+            # re-score trigger missing), as JSON lines too.
+            "pixelgrade": {"handlers": ["default"], "level": "INFO", "propagate": False},
         },
     }
 
