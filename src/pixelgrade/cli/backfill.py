@@ -270,8 +270,9 @@ def _dry_run(console: Console, store: Store, options: BackfillOptions,
     say("DRY RUN MODE - No database changes will be made")
     say(f"Connected to {store.describe()}")
     if isinstance(store, SupabaseStore) and store.write_mode == "patch":
-        say("[yellow]Note:[/] the project has no pixelgrade_write_scores function: each score "
-            "will be written by its own request (slow on a hosted project). Install it with "
+        say("[yellow]Note:[/] the project has no pixelgrade_write_scores function, or one from "
+            "before writes checked the URL: each score will be written by its own request "
+            "(slow on a hosted project). Install the current one with "
             "`pixelgrade migrate --supabase --sql` (paste into the SQL editor).")
     caps = store.capabilities
     if not (caps.status and caps.details):
