@@ -54,15 +54,16 @@ def sample_details() -> dict[str, Any]:
     return {key: report[key] for key in keep if key in report}
 
 
-def refill(db_url: str, rows: int) -> list[int]:
-    """``rows`` unscored rows in a fresh ``images`` table; their ids in key order."""
+def refill(db_url: str, rows: int) -> list[tuple[int, str]]:
+    """``rows`` unscored rows in a fresh ``images`` table; their (id, url) in key order."""
     sys.path.insert(0, str(HERE))
     import psycopg
     from backfill import fill_table
 
     fill_table(db_url, [f"https://cdn.example.com/images/{i:08d}.jpg" for i in range(rows)])
     with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM images ORDER BY id")]
+        return [(row[0], row[1]) for row in conn.execute(
+            "SELECT id, url FROM images ORDER BY id")]
 
 
 def wal_and_size(db_url: str) -> tuple[int, int]:
@@ -117,7 +118,10 @@ def main() -> int:
             print(f"writing {args.rows:,} outcomes in batches of {size} ...", file=sys.stderr,
                   flush=True)
             ids = refill(db_url, args.rows)
-            outcomes = [Outcome(key, "scored", 20 + key % 81, details) for key in ids]
+            # With the URL each was scored from, as the backfill writes them: the write is
+            # URL-checked and records it in quality_source.
+            outcomes = [Outcome(key, "scored", 20 + key % 81, details, source=url)
+                        for key, url in ids]
             batches = [outcomes[i:i + size] for i in range(0, len(outcomes), size)]
             store = open_store(db_url)
             try:
