@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pixelgrade.service.health import HealthCheck
 from pixelgrade.service.metrics import seconds_since
 from pixelgrade.stores import SupabaseStore
+from pixelgrade.stores.base import Outcome, Selection
 from tests.supabase.conftest import CLIENT_NOISE, fresh_supabase, supabase_stack  # noqa: F401
 from tests.supabase.helpers import execute, make_table
 from tests.supabase.stack import SupabaseStack
@@ -32,6 +33,10 @@ def test_ping_and_creation_times_over_rest(fresh_supabase: SupabaseStack) -> Non
     assert set(times) == {1, 3}
     now = datetime.now(UTC)
     assert all(4 <= (seconds_since(value, now) or 0) < 60 for value in times.values()), times
+    # A row re-opened by a URL change has no insert-to-score time (only first results do).
+    assert store.write(Selection(), [Outcome(1, "scored", 80, None, source="a.jpg")]) == 1
+    execute(stack, "UPDATE images SET url = 'new-a.jpg' WHERE id = 1")
+    assert set(store.created_times([1, 3])) == {3}
     execute(stack, "DROP TABLE images")
     stack.reload_schema()
     problem = health.check().checks["database"]

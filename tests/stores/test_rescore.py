@@ -68,6 +68,21 @@ def test_a_url_change_clears_the_result_and_keeps_the_old_url_as_source(db_url: 
         store.close()
 
 
+def test_insert_to_score_times_are_for_first_results_only(db_url: str) -> None:
+    """A re-opened row was added long before its new picture: its creation time is not
+    handed out for the insert-to-score histogram; a row never scored is."""
+    ids = tables.pixelgrade_table(db_url, ["a.jpg", "b.jpg"])
+    store = SqlStore(db_url)
+    try:
+        assert set(store.created_times(ids)) == {1, 2}
+        assert store.write(Selection(), [Outcome(1, "scored", 80, None, source="a.jpg")]) == 1
+        _execute(db_url, "UPDATE images SET url = 'new-a.jpg' WHERE id = 1")
+        assert store.count_todo(Selection()) == 2  # re-opened, and still to do
+        assert set(store.created_times(ids)) == {2}
+    finally:
+        store.close()
+
+
 def test_a_failed_row_whose_url_is_fixed_is_to_do_again(db_url: str) -> None:
     tables.pixelgrade_table(db_url, ["gone.jpg"])
     store = SqlStore(db_url)

@@ -33,7 +33,9 @@ class Counters(Protocol):
         ...
 
     def insert_to_score(self, path: Path, seconds: float) -> None:
-        """Time from the row's insert (its creation time) to its result being written."""
+        """Time from the row's insert (its creation time) to its first result being written
+        (not reported for a row re-opened by a URL change: its creation time says nothing
+        about when its new picture came)."""
         ...
 
     def worker_restarted(self) -> None:

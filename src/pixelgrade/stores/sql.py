@@ -803,14 +803,20 @@ class SqlStore:
 
     def created_times(self, ids: Sequence[Any]) -> dict[Any, Any]:
         """When each of ``ids`` was added (``sort_keys.created_column``, as stored), by id;
-        empty when the table has no such column. One query (watch's insert-to-score time)."""
+        empty when the table has no such column. One query (watch's insert-to-score time).
+
+        Only rows that never had a result (``quality_source`` NULL, where the table has it):
+        a row re-opened by a URL change was added long before its new picture, so its
+        creation time would say nothing about how fast the new picture was scored."""
         created = self.sort_keys.created_column
         if created is None or not ids:
             return {}
         id_col = self._c(self.spec.id_column)
+        first = (self._c(self.spec.source_column).is_(None) if self.source_tracked
+                 else sa.true())
         with self._connect() as conn:
             return {row[0]: row[1] for part in chunks(list(ids), 1000) for row in conn.execute(
-                sa.select(id_col, self._c(created)).where(id_col.in_(part)))}
+                sa.select(id_col, self._c(created)).where(id_col.in_(part), first))}
 
 
 class IndexedTable(sa.TableClause):

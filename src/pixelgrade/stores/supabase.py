@@ -621,15 +621,19 @@ class SupabaseStore:
 
     def created_times(self, ids: Sequence[Any]) -> dict[Any, Any]:
         """When each of ``ids`` was added (``sort_keys.created_column``), by id; empty when
-        the table has no such column."""
+        the table has no such column. Only rows that never had a result, as
+        :meth:`SqlStore.created_times <pixelgrade.stores.sql.SqlStore.created_times>`."""
         created, spec = self.sort_keys.created_column, self.spec
         if created is None or not ids:
             return {}
         found: dict[Any, Any] = {}
         for part in chunks([str(i) for i in ids], IDS_PER_REQUEST):
             def request(part: Sequence[str] = part) -> Any:
-                return self._table().select(f"{spec.id_column},{created}").in_(
-                    spec.id_column, list(part)).execute()
+                query = self._table().select(f"{spec.id_column},{created}").in_(
+                    spec.id_column, list(part))
+                if self.source_tracked:
+                    query = query.is_(spec.source_column, "null")
+                return query.execute()
             found.update((row[spec.id_column], row.get(created))
                          for row in self._call(request).data or [])
         return found
