@@ -11,7 +11,8 @@ process, started exactly as a user starts it. Measured in one run, one way after
   Supabase's Database Webhook payload (``{"type": "INSERT", "table", "schema", "record",
   "old_record"}``, ``Authorization: Bearer SECRET``) from a background thread, the way pg_net
   sends ``supabase_functions.http_request`` after the commit (once, no retry);
-* **poll**: ``pixelgrade watch`` on a SQLite file, polling every 2 s (its default interval).
+* **poll**: ``pixelgrade watch`` on a SQLite file, polling every 0.5 s (its default interval
+  on SQLite).
 
 Latency is read off the database's own clock, so nothing in the bench process can flatter it:
 from the row's ``created_at`` (set by the insert) to the moment a trigger of the bench saw the
@@ -328,7 +329,7 @@ def run_poll(folder: Path, names: list[str], args: argparse.Namespace, work: Pat
     with running(command, lambda line: '"watching"' in line, work / "poll.log"):
         writer = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
-            result.note = "a poll every 2 s (watch's default interval)"
+            result.note = "a poll every 0.5 s (watch's default on SQLite)"
             result.inserted, result.writer_late = write_rows(
                 lambda n: writer.execute(
                     "INSERT INTO images (url, created_at) VALUES "

@@ -151,3 +151,20 @@ def test_sqlite_has_no_notify_trigger(tmp_path: Path) -> None:
         assert store.notify_channel() is None
     finally:
         store.close()
+
+
+def test_the_default_poll_interval_follows_the_backend(pg_url: str, tmp_path: Path) -> None:
+    """A SQLite file is polled every 0.5 s (a poll costs nothing there), a server every 2 s,
+    unless --interval says otherwise."""
+    from pixelgrade.watch import poll_interval
+
+    sqlite_url = f"sqlite:///{tmp_path / 'app.db'}"
+    for url, expected in ((sqlite_url, 0.5), (pg_url, 2.0)):
+        tables.pixelgrade_table(url, [])
+        store = SqlStore(url)
+        try:
+            assert poll_interval(store) == expected
+        finally:
+            store.close()
+    shown = runner.invoke(app, ["watch", "--help"], env=WIDE).output
+    assert "Default: 0.5 on SQLite" in " ".join(shown.split())

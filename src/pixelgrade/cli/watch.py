@@ -53,10 +53,12 @@ def watch(
     id_column: IdOpt = "id",
     url_column: UrlOpt = "url",
     score_column: ScoreOpt = "quality_score",
-    interval: Annotated[float, option(
+    interval: Annotated[float | None, option(
         "--interval", metavar="SECONDS",
         help="Seconds between polls for new rows (SQLite, Supabase, PostgreSQL "
-        "without the trigger).", min=0.05)] = 2.0,
+        "without the trigger). Default: 0.5 on SQLite (a local file: a poll costs "
+        "nothing), 2 elsewhere (each poll is a query or a request to a server).",
+        min=0.05)] = None,
     sweep_interval: Annotated[float, option(
         "--sweep-interval", metavar="SECONDS",
         help="Seconds between sweeps of every row still without a score "
@@ -114,14 +116,15 @@ def watch(
       pixelgrade watch --db postgresql://app@db/shop --metrics-port 9108
       pixelgrade watch --once    # one sweep, then exit (cron)
     """
-    from pixelgrade.watch import WatchLog, WatchOptions
+    from pixelgrade.watch import WatchLog, WatchOptions, poll_interval
     from pixelgrade.watch import watch as run_watch
 
     try:
         store = open_table(db, table, id_column, url_column, score_column)
         options = WatchOptions(
             batch_size=batch_size, workers=workers or os.cpu_count() or 1,
-            concurrency=concurrency, error_log=error_log, interval=interval,
+            concurrency=concurrency, error_log=error_log,
+            interval=interval if interval is not None else poll_interval(store),
             sweep_interval=sweep_interval, once=once, listen=not poll,
             url_template=url_template, root=default_root(store, root),
             scoring=scoring_config(high=high, medium=medium, max_bytes=max_bytes,

@@ -13,6 +13,7 @@ backfill's (:mod:`pixelgrade.backfill`).
 
 from pixelgrade.watch.ledger import Ledger
 from pixelgrade.watch.log import WatchLog
-from pixelgrade.watch.run import Watcher, WatchOptions, WatchReport, watch
+from pixelgrade.watch.run import Watcher, WatchOptions, WatchReport, poll_interval, watch
 
-__all__ = ["Ledger", "WatchLog", "WatchOptions", "WatchReport", "Watcher", "watch"]
+__all__ = ["Ledger", "WatchLog", "WatchOptions", "WatchReport", "Watcher", "poll_interval",
+           "watch"]

@@ -82,6 +82,11 @@ QUEUE_LIMIT = 10_000
 LIVE_BATCHES = 4
 #: Longest pause after repeated database errors, seconds.
 ERROR_BACKOFF_MAX = 60.0
+#: Seconds between polls when none is given: a SQLite file is local, so a poll (two index
+#: seeks) costs nothing and a new row waits about a quarter of a second for it; elsewhere each
+#: poll is a query or a request to a server (a hosted Supabase project counts them).
+POLL_INTERVAL_SQLITE = 0.5
+POLL_INTERVAL = 2.0
 #: Longest wait for the event loop to answer a liveness probe, seconds.
 LIVENESS_TIMEOUT = 30.0
 
@@ -95,8 +100,9 @@ class WatchOptions:
     workers: int = 1
     concurrency: int = 16
     error_log: Path = Path("watch-errors.log")
-    #: Between polls (when the database does not announce new rows).
-    interval: float = 2.0
+    #: Between polls (when the database does not announce new rows; ``watch`` gives
+    #: :func:`poll_interval` of its store when --interval is not given).
+    interval: float = POLL_INTERVAL
     #: Between sweeps of every row still to do.
     sweep_interval: float = 60.0
     #: One sweep, then return.
@@ -676,6 +682,12 @@ class Watcher:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         return remove
+
+
+def poll_interval(store: Store) -> float:
+    """The default seconds between polls for ``store`` (see :data:`POLL_INTERVAL_SQLITE`)."""
+    return POLL_INTERVAL_SQLITE if getattr(store, "dialect_name", "") == "sqlite" else (
+        POLL_INTERVAL)
 
 
 def watch(store: Store, options: WatchOptions, log: WatchLog | None = None, *,
