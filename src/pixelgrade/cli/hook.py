@@ -40,6 +40,7 @@ from pixelgrade.cli.options import (
 )
 from pixelgrade.cli.output import fail
 from pixelgrade.cli.stores import default_root, storage_bucket, table_spec
+from pixelgrade.envvars import read_variable
 from pixelgrade.errors import PixelgradeError
 from pixelgrade.stores import open_store, resolve_database_url
 
@@ -127,7 +128,7 @@ def hook(
         settings = HookSettings(
             scoring=scoring_config(high=high, medium=medium, max_bytes=max_bytes,
                                    max_pixels=max_pixels, target_mp=target_mp),
-            secret=secret, token=_api_token(TOKEN_VARIABLE), workers=workers,
+            secret=secret, token=read_variable(TOKEN_VARIABLE), workers=workers,
             concurrency=concurrency, queue_size=queue_size, error_log=error_log,
             root=default_root(store, root), url_template=url_template,
             storage=storage_bucket(bucket, public_bucket),
@@ -155,13 +156,3 @@ def hook(
     uvicorn.run(app, host=host, port=port, log_level=log_level or "warning",
                 log_config=json_log_config() if log_format == "json" else uvicorn_log_config())
 
-
-def _api_token(variable: str) -> str | None:
-    """``PIXELGRADE_API_TOKEN`` from the environment or ./.env (never made up here)."""
-    import os
-
-    from dotenv import dotenv_values
-
-    env_file = Path.cwd() / ".env"
-    return os.environ.get(variable) or (
-        dotenv_values(env_file).get(variable) if env_file.is_file() else None) or None

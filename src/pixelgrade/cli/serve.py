@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-from dotenv import dotenv_values
 from rich.console import Console
 from rich.markup import escape
 
@@ -42,6 +40,7 @@ from pixelgrade.cli.options import (
 )
 from pixelgrade.cli.output import fail
 from pixelgrade.cli.stores import sqlite_folder, storage_bucket, table_spec
+from pixelgrade.envvars import read_variable
 from pixelgrade.errors import PixelgradeError
 from pixelgrade.scoring import Bands
 from pixelgrade.stores import open_store, resolve_database_url
@@ -281,9 +280,7 @@ def _token() -> tuple[str, bool]:
     """The API token from the environment or ./.env, else a new random one (True)."""
     from pixelgrade.web.app import TOKEN_VARIABLE
 
-    env_file = Path.cwd() / ".env"
-    value = os.environ.get(TOKEN_VARIABLE) or (
-        dotenv_values(env_file).get(TOKEN_VARIABLE) if env_file.is_file() else None)
+    value = read_variable(TOKEN_VARIABLE)
     if value:
         return value, False
     return secrets.token_urlsafe(18), True

@@ -9,11 +9,9 @@ and the gallery use nothing else.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from dotenv import dotenv_values
-
+from pixelgrade.envvars import read_variable
 from pixelgrade.stores.base import (
     Capabilities,
     NotifyChannel,
@@ -69,13 +67,9 @@ def configured_database(env_file: Path | None = None) -> str | None:
     """``DATABASE_URL`` (environment, then ``./.env``), else ``supabase`` when
     ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY`` are set (environment or ``./.env``),
     else None."""
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    env_file = env_file or Path.cwd() / ".env"
-    if env_file.is_file():
-        value = dotenv_values(env_file).get("DATABASE_URL")
-        if value:
-            return value
+    value = read_variable("DATABASE_URL", env_file)
+    if value:
+        return value
     if supabase_configured(env_file):
         return SUPABASE
     return None

@@ -165,6 +165,9 @@ class _Batches:
     def __init__(self, store: Store, selection: Selection) -> None:
         self.store = store
         self.selection = selection
+        #: Read the rows' creation times before each write (only when something counts the
+        #: insert-to-score time: it costs a query per batch).
+        self.measure_latency = False
         #: The last batch written: its rows' creation times (when the store has them) and
         #: when the write ended, for the insert-to-score time (:meth:`Watcher._count`).
         self.created: dict[Any, Any] = {}
@@ -175,7 +178,8 @@ class _Batches:
 
     def write(self, results: Sequence[RowResult]) -> int:
         outcomes: list[Outcome] = [r.outcome for r in results if r.outcome is not None]
-        self.created = _created_times(self.store, [outcome.id for outcome in outcomes])
+        self.created = _created_times(self.store, [o.id for o in outcomes]) if (
+            self.measure_latency) else {}
         written = self.store.write(self.selection, outcomes)
         self.written_at = time.time()
         return written
@@ -569,6 +573,7 @@ class Watcher:
             self.ledger.release(owner)
             return
         assert self._scorer is not None
+        collection.measure_latency = not isinstance(self.counters, NoCounters)
         engine: Engine[Row, RowResult] = Engine(
             collection, self._scorer, self._engine_options,
             on_batch=lambda done: self._record(done, via, collection),

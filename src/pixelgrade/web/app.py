@@ -47,7 +47,7 @@ from pixelgrade.sources.http import HttpFetcher, HttpPolicy
 from pixelgrade.sources.storage import StorageBucket
 from pixelgrade.stores.base import GalleryStore
 from pixelgrade.web.actions import ActionError, Actions
-from pixelgrade.web.hooks import HOOK_PATH
+from pixelgrade.web.hooks import HOOK_PATH, check_write_token
 from pixelgrade.web.media import SourceReader, ThumbnailCache
 from pixelgrade.web.refusals import PreviewRefusals, Refusal, sample_refusals
 from pixelgrade.web.wording import formula_parts, limiting_parts, sentence
@@ -122,16 +122,9 @@ def context(request: Request) -> WebContext:
 
 def require_token(request: Request) -> None:
     """Dependency of every write: a Bearer token equal to the server's."""
-    expected = context(request).settings.token
-    if not expected:
-        raise HTTPException(403, f"writes are disabled: start the server with {TOKEN_VARIABLE}"
-                                 " set to enable uploads and re-scores")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        raise HTTPException(401, "this needs the API token: send 'Authorization: Bearer "
-                                 "<token>'", headers={"WWW-Authenticate": "Bearer"})
-    if not secrets.compare_digest(given.strip().encode(), expected.encode()):
-        raise HTTPException(403, "wrong API token")
+    check_write_token(request, context(request).settings.token,
+                      f"writes are disabled: start the server with {TOKEN_VARIABLE} set to "
+                      "enable uploads and re-scores")
 
 
 def http_policy(settings: WebSettings) -> HttpPolicy:

@@ -32,7 +32,6 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -50,6 +49,7 @@ from pixelgrade.autoscore import ScoreService, ServiceBusy, ServiceStopped
 from pixelgrade.autoscore.service import QUEUE_SIZE
 from pixelgrade.backfill.errorlog import ErrorLog
 from pixelgrade.backfill.images import Locator
+from pixelgrade.envvars import read_variable
 from pixelgrade.errors import StoreError
 from pixelgrade.pool import scoring_pool
 from pixelgrade.scoring import ScoringConfig
@@ -345,7 +345,10 @@ def create_hook_app(store: GalleryStore, settings: HookSettings | None = None, *
     token = settings.token
 
     def require_token(request: Request) -> None:
-        check_write_token(request, token)
+        from pixelgrade.web.app import TOKEN_VARIABLE
+
+        check_write_token(request, token, f"scoring on request is off: start pixelgrade "
+                                          f"with {TOKEN_VARIABLE} set to enable it")
 
     app.include_router(router)
     app.include_router(score_router(require_token))
@@ -358,14 +361,12 @@ def create_hook_app(store: GalleryStore, settings: HookSettings | None = None, *
     return app
 
 
-def check_write_token(request: Request, expected: str | None) -> None:
-    """Serve's rule for writes (:func:`pixelgrade.web.app.require_token`) with ``expected``:
-    403 when no token is configured, 401 without one, 403 for a wrong one."""
-    from pixelgrade.web.app import TOKEN_VARIABLE
-
+def check_write_token(request: Request, expected: str | None, disabled: str) -> None:
+    """The rule for writes (``serve``'s uploads and re-scores, score on request): a Bearer
+    token equal to ``expected``, compared in constant time. 403 with ``disabled`` when no
+    token is configured, 401 without one, 403 for a wrong one."""
     if not expected:
-        raise HTTPException(403, f"scoring on request is off: start pixelgrade with "
-                                 f"{TOKEN_VARIABLE} set to enable it")
+        raise HTTPException(403, disabled)
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         raise HTTPException(401, "this needs the API token: send 'Authorization: Bearer "
@@ -376,10 +377,4 @@ def check_write_token(request: Request, expected: str | None) -> None:
 
 def secret_from_environment(env_file: Path | None = None) -> str | None:
     """``PIXELGRADE_WEBHOOK_SECRET`` from the environment, else from ``./.env``."""
-    value = os.environ.get(SECRET_VARIABLE)
-    if value:
-        return value
-    from dotenv import dotenv_values
-
-    env_file = env_file or Path.cwd() / ".env"
-    return (dotenv_values(env_file).get(SECRET_VARIABLE) or None) if env_file.is_file() else None
+    return read_variable(SECRET_VARIABLE, env_file)
