@@ -21,6 +21,7 @@ from pixelgrade.cli.options import (
     DbOpt,
     ErrorLogOpt,
     HighOpt,
+    HostOpt,
     IdOpt,
     LogFormatOpt,
     MaxBytesOpt,
@@ -34,6 +35,7 @@ from pixelgrade.cli.options import (
     TargetOpt,
     UrlOpt,
     UrlTemplateOpt,
+    browser_address,
     network_policy,
     option,
     scoring_config,
@@ -55,9 +57,7 @@ def hook(
         "--created-column", metavar="COLUMN",
         help="Column that records when each row was added (default: created_at when the "
         "table has it): the time from insert to score is measured from it.")] = None,
-    host: Annotated[str, option(
-        "--host", metavar="ADDRESS",
-        help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, option(
         "--port", metavar="PORT", help="Port to listen on.", min=1, max=65535)] = 8001,
     workers: Annotated[int, option(
@@ -139,9 +139,7 @@ def hook(
     except (PixelgradeError, ValueError) as exc:
         raise fail(exc) from exc
     app = create_hook_app(store, settings)
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else (
-        f"[{host}]" if ":" in host else host)
-    address = f"http://{shown_host}:{port}"
+    address = browser_address(host, port)
     console.print(f"pixelgrade hook for {store.describe()}")
     if secret:
         console.print(f"Webhook: POST {address}{HOOK_PATH} with 'Authorization: Bearer "

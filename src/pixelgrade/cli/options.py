@@ -128,6 +128,15 @@ WorkersOpt = Annotated[int | None, option(
 ErrorLogOpt = Annotated[Path, option(
     "--error-log", metavar="FILE", help="Error log (JSON Lines).")]
 JsonOpt = Annotated[bool, option("--json", help="JSON instead of text.")]
+HostOpt = Annotated[str, option(
+    "--host", metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface).")]
+
+
+def browser_address(host: str, port: int) -> str:
+    """``http://HOST:PORT`` to open from this machine for a server listening on ``host``
+    (every interface: 127.0.0.1; an IPv6 address in brackets)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+    return f"http://{shown}:{port}"
 #: The services' logs (``watch``, ``serve``): see :mod:`pixelgrade.service.logs`.
 def _log_format(value: str) -> str:
     if value.lower() not in ("text", "json"):

@@ -23,6 +23,7 @@ from pixelgrade.cli.options import (
     DbOpt,
     ErrorLogOpt,
     HighOpt,
+    HostOpt,
     IdOpt,
     LogFormatOpt,
     MaxPixelsOpt,
@@ -34,6 +35,7 @@ from pixelgrade.cli.options import (
     TableOpt,
     TargetOpt,
     UrlOpt,
+    browser_address,
     network_policy,
     option,
     scoring_config,
@@ -60,9 +62,7 @@ def serve(
         "--created-column", metavar="COLUMN",
         help="Column that records when each row was added: \"Newest\" sorts by it, latest "
         "first (default: created_at when the table has it, else the key).")] = None,
-    host: Annotated[str, option(
-        "--host", metavar="ADDRESS",
-        help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, option(
         "--port", metavar="PORT", help="Port to listen on.", min=1, max=65535)] = 8000,
     uploads: Annotated[Path | None, option(
@@ -173,9 +173,7 @@ def serve(
                       "columns: the gallery cannot say why an image has no score, nor show "
                       "components and issues; add them with `pixelgrade migrate`.")
     app = create_app(store, settings, refused=refused)
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else (
-        f"[{host}]" if ":" in host else host)
-    address = f"http://{shown_host}:{port}/"
+    address = f"{browser_address(host, port)}/"
     console.print(f"pixelgrade gallery of {store.describe()}")
     # A token of the user's own is printed only to a terminal (as Jupyter does), never into a
     # file or pipe the output may be going to; the sign-in form takes it from there.
